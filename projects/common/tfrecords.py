@@ -39,8 +39,12 @@ def make_video_example(
   label_indices: Sequence[int],
   label_texts: Sequence[str] = (),
   video_id: str | None = None,
+  extra_context: dict[str, list[int]] | None = None,
 ) -> tf.train.SequenceExample:
-  """Builds one video SequenceExample from already-encoded JPEG frames."""
+  """Builds one video SequenceExample from already-encoded JPEG frames.
+
+  `extra_context` adds int64 context features beyond the contract (e.g. a second label).
+  """
   if not encoded_frames:
     raise ValueError(f'video {video_id!r} has no frames; the contract needs at least one')
   if not label_indices:
@@ -50,6 +54,10 @@ def make_video_example(
     context[LABEL_TEXT_KEY] = _bytes_feature(t.encode('utf-8') for t in label_texts)
   if video_id is not None:
     context[VIDEO_ID_KEY] = _bytes_feature([video_id.encode('utf-8')])
+  for key, values in (extra_context or {}).items():
+    if key in (LABEL_INDEX_KEY, LABEL_TEXT_KEY, VIDEO_ID_KEY):
+      raise ValueError(f'extra_context key {key!r} of video {video_id!r} is a contract key')
+    context[key] = _int64_feature(values)
   frames = tf.train.FeatureList(feature=[_bytes_feature([f]) for f in encoded_frames])
   return tf.train.SequenceExample(
     context=tf.train.Features(feature=context),
@@ -91,7 +99,9 @@ def write_sharded(
   writers = [tf.io.TFRecordWriter(p) for p in paths]
   try:
     for i, example in enumerate(examples):
-      writers[i % num_shards].write(example.SerializeToString())
+      # Deterministic: protobuf otherwise orders map entries differently in each process,
+      # and the demo data and converter outputs must be byte-identical across runs.
+      writers[i % num_shards].write(example.SerializeToString(deterministic=True))
   finally:
     for w in writers:
       w.close()

@@ -1,0 +1,55 @@
+"""Video input config shared by every video project, and the standard datasets' sizes."""
+
+import dataclasses
+
+from official.vision.configs import video_classification as mg_video
+
+
+@dataclasses.dataclass
+class VideoDataConfig(mg_video.DataConfig):
+  """Model Garden's video `DataConfig` plus a built-in dataset that fills `input_path`.
+
+  `builtin_dataset` names a generated dataset (see `projects.common.datasets.BUILTIN_DATASETS`);
+  when it is set and `input_path` is empty, `train.py` generates the data once into the cache
+  and writes the resulting file pattern into `input_path` before the config is locked.
+  """
+
+  builtin_dataset: str = ''
+
+
+# name: (num_classes, train videos, validation videos). Kinetics counts are those of the
+# Model Garden/DeepMind TFRecord releases; UCF101 and HMDB51 are split 1.
+DATASET_SIZES = {
+  'kinetics400': (400, 215570, 17706),
+  'kinetics600': (600, 366016, 27780),
+  'kinetics700': (700, 522883, 33441),
+  'ucf101': (101, 9537, 3783),
+  'hmdb51': (51, 3570, 1530),
+}
+
+
+def standard_video_data(
+  dataset: str,
+  is_training: bool,
+  num_frames: int,
+  temporal_stride: int,
+  crop_size: int,
+  global_batch_size: int,
+  **overrides,
+) -> VideoDataConfig:
+  """A `VideoDataConfig` for a standard dataset; `input_path` is left for the user to set."""
+  if dataset not in DATASET_SIZES:
+    raise ValueError(f'unknown video dataset {dataset!r}; known: {sorted(DATASET_SIZES)}')
+  num_classes, num_train, num_validation = DATASET_SIZES[dataset]
+  return VideoDataConfig(
+    name=dataset,
+    num_classes=num_classes,
+    num_examples=num_train if is_training else num_validation,
+    is_training=is_training,
+    split='train' if is_training else 'validation',
+    drop_remainder=is_training,
+    feature_shape=(num_frames, crop_size, crop_size, 3),
+    temporal_stride=temporal_stride,
+    global_batch_size=global_batch_size,
+    **overrides,
+  )

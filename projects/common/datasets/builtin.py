@@ -1,0 +1,35 @@
+"""Built-in datasets that a config can name instead of an `input_path` (generated, then cached)."""
+
+from collections.abc import Callable, Iterator
+
+from official.core import config_definitions as cfg
+
+from projects.common.datasets import moving_mnist
+
+# name -> builder returning an object with `train_pattern` and `validation_pattern`.
+BUILTIN_DATASETS: dict[str, Callable[[], object]] = {
+  'moving_mnist': lambda: moving_mnist.build_moving_mnist(label='digit'),
+  'moving_mnist_direction': lambda: moving_mnist.build_moving_mnist(label='direction'),
+}
+
+
+def data_configs(task_config: cfg.TaskConfig) -> Iterator[tuple[str, cfg.DataConfig]]:
+  """Yields (`task.<field>`, config) for every input config of a task."""
+  for name, value in task_config.as_dict().items():
+    if isinstance(value, dict) and 'input_path' in value and 'global_batch_size' in value:
+      yield f'task.{name}', getattr(task_config, name)
+
+
+def materialize_builtin_datasets(task_config: cfg.TaskConfig) -> None:
+  """Fills `input_path` of every input config that names a built-in dataset (unlocked config)."""
+  for key, data in data_configs(task_config):
+    dataset_name = getattr(data, 'builtin_dataset', '')
+    if not dataset_name or data.input_path:
+      continue
+    if dataset_name not in BUILTIN_DATASETS:
+      raise ValueError(
+        f'{key}.builtin_dataset={dataset_name!r} is not a built-in dataset; '
+        f'choose one of {sorted(BUILTIN_DATASETS)}'
+      )
+    info = BUILTIN_DATASETS[dataset_name]()
+    data.input_path = info.train_pattern if data.is_training else info.validation_pattern

@@ -1,0 +1,59 @@
+"""Every registered experiment of ours builds, validates and survives a YAML round trip."""
+
+import os
+
+import tensorflow as tf
+import yaml
+from absl.testing import parameterized
+from official.core import exp_factory
+
+from projects import registry_imports  # noqa: F401
+from projects.common import experiment_config
+
+OUR_EXPERIMENTS = experiment_config.registered_experiments()
+
+
+class RegistryTest(tf.test.TestCase, parameterized.TestCase):
+  def test_every_family_registers_a_demo(self):
+    self.assertIn('video_classification_demo', OUR_EXPERIMENTS)
+
+  def test_names_do_not_collide_with_model_garden(self):
+    model_garden = set(experiment_config.registered_experiments(ours_only=False)) - set(
+      OUR_EXPERIMENTS
+    )
+    # Model Garden's own experiments are still reachable under their names.
+    self.assertIn('video_classification_kinetics400', model_garden)
+
+  @parameterized.named_parameters((name, name) for name in OUR_EXPERIMENTS)
+  def test_experiment_builds_and_validates(self, name):
+    config = exp_factory.get_exp_config(name)
+    config.validate()
+    self.assertTrue(config.task.train_data.global_batch_size > 0, name)
+    self.assertTrue(config.trainer.train_steps > 0, name)
+    doc = exp_factory._REGISTERED_CONFIGS[name].__doc__  # noqa: SLF001
+    self.assertIn(f'--experiment={name}', doc, f'{name} factory docstring lacks its command')
+    # The printed YAML must be loadable back as a strict override of the same experiment.
+    path = os.path.join(self.get_temp_dir(), f'{name}.yaml')
+    with open(path, 'w') as f:
+      yaml.safe_dump(config.as_dict(), f)
+    reloaded = experiment_config.build_experiment_config(name, [path])
+    self.assertEqual(reloaded.as_dict(), config.as_dict())
+
+  def test_experiment_yaml_files_apply_to_their_experiment(self):
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments')
+    checked = 0
+    for family in sorted(os.listdir(root)):
+      for filename in sorted(os.listdir(os.path.join(root, family))):
+        path = os.path.join(root, family, filename)
+        with open(path) as f:
+          text = f.read()
+        self.assertIn('--experiment=', text, f'{path} lacks the command that runs it')
+        name = text.split('--experiment=', 1)[1].split()[0]
+        self.assertIn(name, OUR_EXPERIMENTS, path)
+        experiment_config.build_experiment_config(name, [path])
+        checked += 1
+    self.assertGreater(checked, 0)
+
+
+if __name__ == '__main__':
+  tf.test.main()

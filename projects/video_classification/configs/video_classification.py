@@ -1,0 +1,268 @@
+"""Video classification experiments: R3D-50 on Kinetics/UCF101/HMDB51 and a CPU demo.
+
+Each factory's docstring holds the command that runs it. Data paths are left empty: set
+`task.train_data.input_path` / `task.validation_data.input_path` to TFRecords in the video
+contract (tools/video_to_tfrecord.py writes them).
+"""
+
+import dataclasses
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import optimization
+from official.vision.configs import backbones_3d as mg_backbones_3d
+from official.vision.configs import common
+from official.vision.configs import video_classification as mg_video
+
+from projects.common.configs import backbones_3d, video_data
+
+
+@dataclasses.dataclass
+class VideoClassificationModel(mg_video.VideoClassificationModel):
+  """Model Garden's video classifier with the projects' backbone choices."""
+
+  backbone: backbones_3d.Backbone3D = dataclasses.field(
+    default_factory=lambda: backbones_3d.Backbone3D(
+      type='resnet_3d', resnet_3d=mg_backbones_3d.ResNet3D50()
+    )
+  )
+
+
+@dataclasses.dataclass
+class VideoClassificationTask(mg_video.VideoClassificationTask):
+  """Model Garden's video classification task config on the projects' data config."""
+
+  model: VideoClassificationModel = dataclasses.field(default_factory=VideoClassificationModel)
+  train_data: video_data.VideoDataConfig = dataclasses.field(
+    default_factory=lambda: video_data.VideoDataConfig(is_training=True, drop_remainder=True)
+  )
+  validation_data: video_data.VideoDataConfig = dataclasses.field(
+    default_factory=lambda: video_data.VideoDataConfig(is_training=False, drop_remainder=False)
+  )
+
+
+RESTRICTIONS = [
+  'task.train_data.is_training != None',
+  'task.validation_data.is_training != None',
+  'task.train_data.num_classes == task.validation_data.num_classes',
+]
+
+
+def sgd_cosine_optimization(
+  learning_rate: float, total_steps: int, warmup_steps: int, nesterov: bool = True
+) -> optimization.OptimizationConfig:
+  """SGD with momentum 0.9, linear warm-up from 0, then cosine decay to 0."""
+  return optimization.OptimizationConfig(
+    {
+      'optimizer': {'type': 'sgd', 'sgd': {'momentum': 0.9, 'nesterov': nesterov}},
+      'learning_rate': {
+        'type': 'cosine',
+        'cosine': {'initial_learning_rate': learning_rate, 'decay_steps': total_steps},
+      },
+      'warmup': {
+        'type': 'linear',
+        'linear': {'warmup_steps': warmup_steps, 'warmup_learning_rate': 0.0},
+      },
+    }
+  )
+
+
+def epoch_trainer(
+  task: VideoClassificationTask,
+  epochs: float,
+  warmup_epochs: float,
+  learning_rate: float,
+  nesterov: bool = True,
+) -> cfg.TrainerConfig:
+  """Trainer that counts in epochs of `task.train_data` and evaluates the whole validation set."""
+  steps_per_epoch = max(1, task.train_data.num_examples // task.train_data.global_batch_size)
+  total_steps = int(epochs * steps_per_epoch)
+  validation_steps = -(-task.validation_data.num_examples // task.validation_data.global_batch_size)
+  return cfg.TrainerConfig(
+    train_steps=total_steps,
+    steps_per_loop=steps_per_epoch,
+    summary_interval=steps_per_epoch,
+    checkpoint_interval=steps_per_epoch,
+    validation_interval=steps_per_epoch,
+    validation_steps=validation_steps,
+    optimizer_config=sgd_cosine_optimization(
+      learning_rate, total_steps, int(warmup_epochs * steps_per_epoch), nesterov
+    ),
+  )
+
+
+def r3d50_supervised(
+  dataset: str, train_batch_size: int, eval_batch_size: int
+) -> VideoClassificationTask:
+  """R3D-50 (Model Garden's `ResNet3D50`: 5x7x7 stem, self-gating) on 32 frames at stride 2.
+
+  Clip shape as Model Garden's "3D ResNet-50 32x2" Kinetics row. Recipe from the SlowFast paper
+  (Feichtenhofer et al. 2019, Appendix A.2): 224^2 random-resized crops, dropout 0.5 before the
+  classifier, weight decay 1e-4, BN momentum 0.9; evaluation averages 10 clips x 3 crops at
+  short side 256.
+  """
+  return VideoClassificationTask(
+    model=VideoClassificationModel(
+      dropout_rate=0.5,
+      norm_activation=common.NormActivation(norm_momentum=0.9, norm_epsilon=1e-5),
+    ),
+    losses=mg_video.Losses(l2_weight_decay=1e-4),
+    train_data=video_data.standard_video_data(
+      dataset,
+      True,
+      num_frames=32,
+      temporal_stride=2,
+      crop_size=224,
+      global_batch_size=train_batch_size,
+    ),
+    validation_data=video_data.standard_video_data(
+      dataset,
+      False,
+      num_frames=32,
+      temporal_stride=2,
+      crop_size=224,
+      global_batch_size=eval_batch_size,
+      num_test_clips=10,
+      num_test_crops=3,
+      min_image_size=256,
+    ),
+  )
+
+
+def _kinetics(dataset: str) -> cfg.ExperimentConfig:
+  task = r3d50_supervised(dataset, train_batch_size=1024, eval_batch_size=64)
+  # SlowFast recipe: LR 1.6 at batch 1024, 196 epochs, 34 linear warm-up epochs, momentum 0.9.
+  return cfg.ExperimentConfig(
+    runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
+    task=task,
+    trainer=epoch_trainer(task, epochs=196, warmup_epochs=34, learning_rate=1.6),
+    restrictions=RESTRICTIONS,
+  )
+
+
+@exp_factory.register_config_factory('video_classification_r3d50_kinetics400')
+def video_classification_r3d50_kinetics400() -> cfg.ExperimentConfig:
+  """R3D-50 32x2 supervised on Kinetics-400.
+
+  python train.py --experiment=video_classification_r3d50_kinetics400 \
+    --config_file=experiments/video_classification/k400_r3d50_196ep.yaml \
+    --mode=train_and_eval --model_dir=DIR
+  """
+  return _kinetics('kinetics400')
+
+
+@exp_factory.register_config_factory('video_classification_r3d50_kinetics600')
+def video_classification_r3d50_kinetics600() -> cfg.ExperimentConfig:
+  """R3D-50 32x2 supervised on Kinetics-600.
+
+  python train.py --experiment=video_classification_r3d50_kinetics600 \
+    --config_file=experiments/video_classification/k600_r3d50_196ep.yaml \
+    --mode=train_and_eval --model_dir=DIR
+  """
+  return _kinetics('kinetics600')
+
+
+@exp_factory.register_config_factory('video_classification_r3d50_kinetics700')
+def video_classification_r3d50_kinetics700() -> cfg.ExperimentConfig:
+  """R3D-50 32x2 supervised on Kinetics-700.
+
+  python train.py --experiment=video_classification_r3d50_kinetics700 \
+    --config_file=experiments/video_classification/k700_r3d50_196ep.yaml \
+    --mode=train_and_eval --model_dir=DIR
+  """
+  return _kinetics('kinetics700')
+
+
+def _small_benchmark(dataset: str) -> cfg.ExperimentConfig:
+  # UCF101/HMDB51 are fine-tuned from a Kinetics checkpoint (set task.init_checkpoint), the
+  # standard protocol since I3D (Carreira & Zisserman 2017): the Kinetics clip shape,
+  # batch 64, LR 0.2 with cosine decay over 50 epochs, dropout 0.5; eval 10 clips x 3 crops.
+  task = r3d50_supervised(dataset, train_batch_size=64, eval_batch_size=16)
+  task.init_checkpoint_modules = 'backbone'
+  return cfg.ExperimentConfig(
+    runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
+    task=task,
+    trainer=epoch_trainer(task, epochs=50, warmup_epochs=2, learning_rate=0.2),
+    restrictions=RESTRICTIONS,
+  )
+
+
+@exp_factory.register_config_factory('video_classification_r3d50_ucf101')
+def video_classification_r3d50_ucf101() -> cfg.ExperimentConfig:
+  """R3D-50 fine-tuned on UCF101 split 1 from a Kinetics checkpoint.
+
+  python train.py --experiment=video_classification_r3d50_ucf101 \
+    --config_file=experiments/video_classification/ucf101_r3d50_50ep.yaml \
+    --params_override=task.init_checkpoint=K400_DIR --mode=train_and_eval --model_dir=DIR
+  """
+  return _small_benchmark('ucf101')
+
+
+@exp_factory.register_config_factory('video_classification_r3d50_hmdb51')
+def video_classification_r3d50_hmdb51() -> cfg.ExperimentConfig:
+  """R3D-50 fine-tuned on HMDB51 split 1 from a Kinetics checkpoint.
+
+  python train.py --experiment=video_classification_r3d50_hmdb51 \
+    --config_file=experiments/video_classification/hmdb51_r3d50_50ep.yaml \
+    --params_override=task.init_checkpoint=K400_DIR --mode=train_and_eval --model_dir=DIR
+  """
+  return _small_benchmark('hmdb51')
+
+
+def demo_data(is_training: bool, **overrides) -> video_data.VideoDataConfig:
+  """Built-in moving digits (16 frames of 64^2): 8-frame clips at 32^2, 10 classes.
+
+  32^2 keeps the digit (about 14 px after resizing) legible while making the CPU step cheap.
+  """
+  return video_data.VideoDataConfig(
+    builtin_dataset='moving_mnist',
+    name='moving_mnist',
+    num_classes=10,
+    num_examples=2000 if is_training else 500,
+    is_training=is_training,
+    split='train' if is_training else 'validation',
+    drop_remainder=is_training,
+    feature_shape=(8, 32, 32, 3),
+    temporal_stride=1,
+    min_image_size=32,
+    global_batch_size=16 if is_training else 50,
+    # Small frames: keep most of the digit in every crop.
+    aug_min_area_ratio=0.6,
+    shuffle_buffer_size=256,
+    **overrides,
+  )
+
+
+def slim_r3d18_model(width_multiplier: float = 0.25, dropout_rate: float = 0.0):
+  """R3D-18 at a fraction of its width: the registered small backbone for demos and tests."""
+  return VideoClassificationModel(
+    backbone=backbones_3d.Backbone3D(
+      type='slim_r3d',
+      slim_r3d=backbones_3d.SlimR3D(depth=18, width_multiplier=width_multiplier, stem_pool=False),
+    ),
+    dropout_rate=dropout_rate,
+    norm_activation=common.NormActivation(norm_momentum=0.9, norm_epsilon=1e-5),
+  )
+
+
+@exp_factory.register_config_factory('video_classification_demo')
+def video_classification_demo() -> cfg.ExperimentConfig:
+  """Slim R3D-18 on the built-in moving digits; minutes on 2 CPU cores (`make demo`).
+
+  python train.py --experiment=video_classification_demo --mode=train_and_eval \
+    --model_dir=/tmp/video_classification_demo
+  """
+  task = VideoClassificationTask(
+    model=slim_r3d18_model(),
+    losses=mg_video.Losses(l2_weight_decay=1e-4),
+    train_data=demo_data(is_training=True),
+    validation_data=demo_data(is_training=False, num_test_clips=2, num_test_crops=1),
+  )
+  trainer = epoch_trainer(task, epochs=4, warmup_epochs=0.5, learning_rate=0.1)
+  trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
+  return cfg.ExperimentConfig(
+    runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
+    task=task,
+    trainer=trainer,
+    restrictions=RESTRICTIONS,
+  )
