@@ -23,7 +23,7 @@ from official.core import task_factory, train_lib, train_utils
 from official.modeling import performance
 
 from projects import registry_imports  # noqa: F401  (registers every experiment)
-from projects.common import experiment_config
+from projects.common import experiment_config, model_stats
 
 FLAGS = flags.FLAGS
 
@@ -32,6 +32,11 @@ flags.DEFINE_bool(
   'print_config',
   False,
   'Print the fully resolved config as YAML and exit without building a model.',
+)
+flags.DEFINE_bool(
+  'print_model_stats',
+  False,
+  'Build only the model and print its parameters, GFLOPs per view and views per video, then exit.',
 )
 
 
@@ -52,6 +57,9 @@ def main(_) -> None:
     )
     if FLAGS.print_config:
       print(yaml.safe_dump(params.as_dict(), sort_keys=False, default_flow_style=False))
+      return
+    if FLAGS.print_model_stats:
+      print(f'experiment: {FLAGS.experiment}\n{model_stats.experiment_stats(params.task).summary()}')
       return
     for required in ('mode', 'model_dir'):
       if not FLAGS[required].value:

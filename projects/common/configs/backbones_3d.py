@@ -15,6 +15,8 @@ class SlimR3D(hyperparams.Config):
   temporal_kernel_sizes: tuple[int, ...] = (3, 3, 3, 3)
   temporal_strides: tuple[int, ...] = (1, 1, 2, 2)
   stem_temporal_kernel_size: int = 3
+  # Small inputs (e.g. 32^2 digits) keep detail with a stride-1 stem and no stem pool.
+  stem_spatial_stride: int = 2
   stem_pool: bool = True
 
 

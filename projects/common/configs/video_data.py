@@ -15,6 +15,8 @@ class VideoDataConfig(mg_video.DataConfig):
   """
 
   builtin_dataset: str = ''
+  # Off for classes that depend on handedness (Something-Something, digits, text).
+  aug_random_flip: bool = True
 
 
 # name: (num_classes, train videos, validation videos). Kinetics counts are those of the

@@ -27,6 +27,7 @@ class SlimR3D(tf_keras.Model):
     temporal_kernel_sizes: Sequence[int] = (3, 3, 3, 3),
     temporal_strides: Sequence[int] = (1, 1, 2, 2),
     stem_temporal_kernel_size: int = 3,
+    stem_spatial_stride: int = 2,
     stem_pool: bool = True,
     input_specs: tf_keras.layers.InputSpec | None = None,
     activation: str = 'relu',
@@ -50,6 +51,7 @@ class SlimR3D(tf_keras.Model):
       'temporal_kernel_sizes': list(temporal_kernel_sizes),
       'temporal_strides': list(temporal_strides),
       'stem_temporal_kernel_size': stem_temporal_kernel_size,
+      'stem_spatial_stride': stem_spatial_stride,
       'stem_pool': stem_pool,
       'input_specs': input_specs,
       'activation': activation,
@@ -82,7 +84,12 @@ class SlimR3D(tf_keras.Model):
       return max(8, int(round(filters * width_multiplier)))
 
     inputs = tf_keras.Input(shape=input_specs.shape[1:])
-    x = conv(inputs, width(64), (stem_temporal_kernel_size, 7, 7), strides=(1, 2, 2))
+    x = conv(
+      inputs,
+      width(64),
+      (stem_temporal_kernel_size, 7, 7),
+      strides=(1, stem_spatial_stride, stem_spatial_stride),
+    )
     x = norm_act(x)
     if stem_pool:
       x = tf_keras.layers.MaxPool3D((1, 3, 3), strides=(1, 2, 2), padding='same')(x)
@@ -138,6 +145,7 @@ def build_slim_r3d(
     temporal_kernel_sizes=cfg.temporal_kernel_sizes,
     temporal_strides=cfg.temporal_strides,
     stem_temporal_kernel_size=cfg.stem_temporal_kernel_size,
+    stem_spatial_stride=cfg.stem_spatial_stride,
     stem_pool=cfg.stem_pool,
     input_specs=input_specs,
     activation=norm_activation_config.activation,

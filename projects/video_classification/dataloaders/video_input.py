@@ -1,0 +1,60 @@
+"""Supervised video inputs: Model Garden's parser with the training flip made optional.
+
+Model Garden always flips training clips left-right. That is wrong for data whose classes depend
+on handedness (Something-Something's "pushing left/right", digits and text), so the flip follows
+`VideoDataConfig.aug_random_flip`. Evaluation (N clips x M crops) is Model Garden's.
+"""
+
+import tensorflow as tf
+from official.vision.dataloaders import video_input
+from official.vision.ops import preprocess_ops_3d
+
+from projects.common.configs import video_data
+
+
+class Parser(video_input.Parser):
+  """Train: random temporal crop, random resized crop, optional flip; eval: Model Garden's."""
+
+  def __init__(self, input_params: video_data.VideoDataConfig, image_key: str, label_key: str):
+    super().__init__(input_params, image_key=image_key, label_key=label_key)
+    self._random_flip = input_params.aug_random_flip
+
+  def _parse_train_data(self, decoded_tensors):
+    if self._random_flip:
+      return super()._parse_train_data(decoded_tensors)
+    if self._output_audio:
+      raise ValueError('aug_random_flip=False does not support output_audio inputs')
+    stride = self._stride
+    if self._random_stride_range > 0:
+      stride = tf.random.uniform(
+        [],
+        tf.maximum(stride - self._random_stride_range, 1),
+        stride + self._random_stride_range,
+        dtype=tf.int32,
+      )
+    frames = preprocess_ops_3d.sample_sequence(
+      decoded_tensors[self._image_key], self._num_frames, True, stride
+    )
+    if frames.dtype == tf.string:
+      frames = preprocess_ops_3d.decode_image(frames, self._num_channels)
+    crop_height, crop_width = (
+      self._crop_size if isinstance(self._crop_size, tuple) else (self._crop_size,) * 2
+    )
+    frames = preprocess_ops_3d.random_crop_resize(
+      frames,
+      crop_height,
+      crop_width,
+      self._num_frames,
+      self._num_channels,
+      (self._min_aspect_ratio, self._max_aspect_ratio),
+      (self._min_area_ratio, self._max_area_ratio),
+    )
+    if self._random_rotation:
+      frames = preprocess_ops_3d.random_rotation(frames)
+    if self._augmenter is not None:
+      frames = self._augmenter.distort(frames)
+    frames = preprocess_ops_3d.normalize_image(frames, self._zero_centering_image)
+    label = video_input.process_label(
+      decoded_tensors[self._label_key], self._one_hot_label, self._num_classes, self._label_dtype
+    )
+    return {'image': tf.cast(frames, self._dtype)}, label
