@@ -22,6 +22,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) tools/update_build_files.py --check
 
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
