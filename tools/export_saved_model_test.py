@@ -1,0 +1,130 @@
+"""Tests for tools/export_saved_model.py: the reloaded SavedModel matches the in-process model."""
+
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from official.core import task_factory
+
+from projects.common import experiment_config
+from tools import export_saved_model
+from tools.extract_features_test import (
+  TinyDemoCheckpointMixin,
+  assert_user_error,
+  run_cli,
+  run_main,
+)
+
+
+def run_export(*args: str) -> tuple[int, str, str]:
+  return run_cli(export_saved_model.main, *args)
+
+
+class ExportSavedModelTest(TinyDemoCheckpointMixin, tf.test.TestCase):
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.export_dir = os.path.join(cls.root, 'export')
+    code, cls.stdout, stderr = run_export(
+      '--experiment=video_classification_demo',
+      f'--params_override={cls.override}',
+      f'--checkpoint={cls.checkpoint}',
+      f'--export_dir={cls.export_dir}',
+    )
+    assert code == 0, stderr
+    cls.frames = np.random.RandomState(0).randint(0, 256, [2, 8, 32, 32, 3]).astype(np.uint8)
+
+  def test_reloaded_signatures_match_the_model(self):
+    loaded = tf.saved_model.load(self.export_dir)
+    self.assertIn('serving_default: frames uint8 [None, 8, 32, 32, 3]', self.stdout)
+    self.assertTrue(os.path.exists(os.path.join(self.export_dir, 'params.yaml')))
+
+    # In process, the training pipeline's normalisation (zero_centering_image=False: [0, 1]).
+    images = tf.constant(self.frames, tf.float32) / 255.0
+    logits = self.model({'image': images}, training=False)
+    served = loaded.signatures['serving_default'](frames=tf.constant(self.frames))
+    self.assertCountEqual(served, ['logits', 'probabilities'])
+    self.assertEqual(served['logits'].shape, (2, 10))
+    self.assertAllClose(served['logits'], logits, rtol=1e-5, atol=1e-5)
+    self.assertAllClose(served['probabilities'], tf.nn.softmax(logits), rtol=1e-5, atol=1e-6)
+
+    features = loaded.signatures['features'](frames=tf.constant(self.frames))['features']
+    expected = tf.reduce_mean(self.model.backbone(images, training=False)['5'], axis=[1, 2, 3])
+    self.assertEqual(features.shape, (2, 64))
+    self.assertAllClose(features, expected, rtol=1e-5, atol=1e-5)
+
+  def test_saved_model_features_equal_checkpoint_features(self):
+    outputs = {}
+    for source in (f'--checkpoint={self.checkpoint}', f'--saved_model={self.export_dir}'):
+      outputs[source] = os.path.join(tempfile.mkdtemp(dir=self.root), 'features.npz')
+      code, _, stderr = run_main(
+        '--experiment=video_classification_demo',
+        f'--params_override={self.override}',
+        f'--input={self.info.validation_pattern}',
+        f'--output={outputs[source]}',
+        source,
+      )
+      self.assertEqual(code, 0, stderr)
+    from_checkpoint, from_saved_model = (np.load(path) for path in outputs.values())
+    np.testing.assert_array_equal(from_checkpoint['video_ids'], from_saved_model['video_ids'])
+    self.assertAllClose(from_checkpoint['features'], from_saved_model['features'], rtol=1e-5)
+
+  def test_clip_shape_overrides_and_zero_centering(self):
+    params = experiment_config.build_experiment_config(
+      'video_classification_demo',
+      (),
+      f'{self.override},task.validation_data.zero_centering_image=true',
+    )
+    params = export_saved_model.with_clip_shape(params, (4, 24, None))
+    self.assertEqual(params.task.train_data.feature_shape, [4, 24, 32, 3])
+    module, _ = export_saved_model.build_serving_module(params, self.checkpoint)
+    self.assertEqual(module.frames_spec.shape.as_list(), [None, 4, 24, 32, 3])
+    for function in module.signatures().values():
+      (spec,) = tf.nest.flatten(function.structured_input_signature)
+      self.assertEqual(spec.shape.as_list(), [None, 4, 24, 32, 3])
+    # A model built for 4x24x32 clips (Model Garden's fixes its input shape) with the weights.
+    model = task_factory.get_task(params.task).build_model()
+    tf.train.Checkpoint(model=model).read(self.checkpoint).assert_existing_objects_matched()
+    frames = self.frames[:, :4, :24]
+    images = tf.constant(frames, tf.float32) * (2.0 / 255.0) - 1.0
+    expected = tf.reduce_mean(model.backbone(images, training=False)['5'], axis=[1, 2, 3])
+    self.assertAllClose(module.features(frames)['features'], expected, rtol=1e-5, atol=1e-5)
+    self.assertAllClose(
+      module.serve(frames)['logits'],
+      model({'image': images}, training=False),
+      rtol=1e-5,
+      atol=1e-5,
+    )
+
+  def test_user_errors(self):
+    backbone_only = tf.train.Checkpoint(backbone=self.model.backbone).write(
+      os.path.join(self.root, 'backbone_only', 'ckpt-1')
+    )
+    cases = {
+      'checkpoint without the head': (
+        'video_classification_demo',
+        backbone_only,
+        f"checkpoint '{backbone_only}' does not hold this experiment's whole model",
+      ),
+      'unknown experiment': (
+        'video_classification_dmeo',
+        self.checkpoint,
+        "unknown experiment 'video_classification_dmeo'",
+      ),
+    }
+    for name, (experiment, checkpoint, expected) in cases.items():
+      with self.subTest(name):
+        export_dir = os.path.join(self.root, 'never')
+        result = run_export(
+          f'--experiment={experiment}',
+          f'--params_override={self.override}',
+          f'--checkpoint={checkpoint}',
+          f'--export_dir={export_dir}',
+        )
+        assert_user_error(self, result, expected)
+        self.assertFalse(os.path.exists(export_dir))
+
+
+if __name__ == '__main__':
+  tf.test.main()
