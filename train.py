@@ -15,8 +15,9 @@ import sys
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import gin
+import tensorflow as tf
 import yaml
-from absl import app, flags, logging
+from absl import app, flags
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import task_factory, train_lib, train_utils
@@ -59,7 +60,8 @@ def main(_) -> None:
       print(yaml.safe_dump(params.as_dict(), sort_keys=False, default_flow_style=False))
       return
     if FLAGS.print_model_stats:
-      print(f'experiment: {FLAGS.experiment}\n{model_stats.experiment_stats(params.task).summary()}')
+      print(f'experiment: {FLAGS.experiment}')
+      print(model_stats.experiment_stats(params.task).summary())
       return
     for required in ('mode', 'model_dir'):
       if not FLAGS[required].value:
@@ -92,10 +94,24 @@ def main(_) -> None:
     model_dir=model_dir,
   )
   train_utils.save_gin_config(FLAGS.mode, model_dir)
-  if eval_logs:
-    logging.info('Final evaluation: %s', eval_logs)
-    summary = {k: float(v) for k, v in eval_logs.items() if getattr(v, 'shape', ()) == ()}
-    print('final evaluation: ' + ', '.join(f'{k}={v:.4f}' for k, v in sorted(summary.items())))
+  # Model Garden returns evaluation logs only for post-eval runs; Orbit's summaries have them all.
+  final = eval_logs or last_evaluation(
+    os.path.join(model_dir, params.trainer.validation_summary_subdir)
+  )
+  if final:
+    print('final evaluation: ' + ', '.join(f'{k}={float(v):.4f}' for k, v in sorted(final.items())))
+
+
+def last_evaluation(summary_dir: str) -> dict[str, float]:
+  """Scalars of the highest step in an Orbit evaluation summary folder ({} if there is none)."""
+  by_step: dict[int, dict[str, float]] = {}
+  for path in tf.io.gfile.glob(os.path.join(summary_dir, 'events.out.tfevents.*')):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        tensor = tf.make_ndarray(value.tensor) if value.HasField('tensor') else value.simple_value
+        if getattr(tensor, 'ndim', 0) == 0:
+          by_step.setdefault(event.step, {})[value.tag] = float(tensor)
+  return by_step[max(by_step)] if by_step else {}
 
 
 if __name__ == '__main__':

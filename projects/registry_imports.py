@@ -1,5 +1,8 @@
 """Imports every project so that its experiments, tasks and backbones register themselves."""
 
 # ruff: noqa: F401
+from projects.cvrl.configs import cvrl
+from projects.cvrl.tasks import linear_eval, pretrain
+from projects.resnet3d_rs.tasks import resnet3d_rs as resnet3d_rs_task
 from projects.video_classification.configs import video_classification
 from projects.video_classification.tasks import video_classification as video_classification_task
