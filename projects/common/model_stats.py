@@ -2,7 +2,7 @@
 
 FLOPs come from TensorFlow's own per-op statistics (the `flops` statistics registered with
 `tf.RegisterStatistics`, which is what `tf.compat.v1.profiler`'s `float_operation()` view sums) over
-the frozen inference graph of the model at batch 1. TensorFlow counts one multiply-add as 2 FLOPs
+the inference graph of the model traced at batch 1. TensorFlow counts one multiply-add as 2 FLOPs
 (Conv, MatMul), and also counts element-wise ops (Add, Mul, Mean, ...); FusedBatchNorm, ReLU and
 pooling have no registered statistic and count 0. `GMACs` counts only the multiply-adds of
 convolutions and matrix products, once each: that is what SlowFast, X3D and most video papers
@@ -71,7 +71,7 @@ class ModelStats:
       f'trainable {self.trainable_parameters:,})',
       f'input shape: {shape} (batch 1; FLOPs of the {self.flops_scope})',
       f'GFLOPs per view: {self.gflops_per_view:.2f} '
-      '(TF op statistics on the frozen inference graph; 1 multiply-add = 2 FLOPs)',
+      '(TF op statistics of the inference graph at batch 1; 1 multiply-add = 2 FLOPs)',
       f'GMACs per view: {self.gmacs_per_view:.2f} (conv/matmul multiply-adds only)',
     ]
     if self.views_description:
@@ -91,12 +91,14 @@ def count_parameters(model: tf_keras.Model) -> tuple[int, int]:
 def count_flops(function, input_signature) -> dict[str, int]:
   """FLOPs per op type of `function` traced at `input_signature` (fully defined shapes).
 
-  The function is traced, its variables frozen into constants, and every node's registered
-  `flops` statistic summed, the same numbers `tf.compat.v1.profiler` reports.
+  Sums every node's registered `flops` statistic, the numbers `tf.compat.v1.profiler` reports.
+  A graph that calls nested functions (control flow, tf.function layers) is frozen first, which
+  inlines them; plain Keras graphs are counted as traced (freezing R3D-RS-50 takes ~30 s).
   """
   concrete = tf.function(function).get_concrete_function(input_signature)
-  frozen, _ = convert_to_constants.convert_variables_to_constants_v2_as_graph(concrete)
-  graph = frozen.graph
+  graph = concrete.graph
+  if graph.as_graph_def().library.function:
+    graph = convert_to_constants.convert_variables_to_constants_v2_as_graph(concrete)[0].graph
   flops = collections.Counter()
   for node in graph.as_graph_def().node:
     value = ops.get_stats_for_node_def(graph, node, 'flops').value
@@ -160,9 +162,16 @@ def experiment_stats(task_config: cfg.TaskConfig) -> ModelStats:
   `num_test_clips x num_test_crops` views per video; image and detection tasks use
   `model.input_size`.
   """
-  model = task_factory.get_task(task_config).build_model()
   validation = getattr(task_config, 'validation_data', None)
-  if validation is not None and hasattr(validation, 'num_test_clips'):
+  is_video = validation is not None and hasattr(validation, 'num_test_clips')
+  input_size = getattr(getattr(task_config, 'model', None), 'input_size', None)
+  if not is_video and not input_size:
+    raise ValueError(
+      f'cannot tell the input shape of task {type(task_config).__name__}: expected '
+      'validation_data.feature_shape (video) or model.input_size (image, detection)'
+    )
+  model = task_factory.get_task(task_config).build_model()
+  if is_video:
     clips, crops = validation.num_test_clips, validation.num_test_crops
     return keras_model_stats(
       model,
@@ -170,12 +179,6 @@ def experiment_stats(task_config: cfg.TaskConfig) -> ModelStats:
       views_per_video=clips * crops,
       views_description=f'{clips} clips x {crops} crops',
     )
-  input_size = getattr(getattr(task_config, 'model', None), 'input_size', None)
-  if input_size:
-    if hasattr(model, 'backbone') and hasattr(model, 'decoder'):
-      return _detection_stats(model, tuple(input_size))
-    return keras_model_stats(model, tuple(input_size))
-  raise ValueError(
-    f'cannot tell the input shape of task {type(task_config).__name__}: expected '
-    'validation_data.feature_shape (video) or model.input_size (image, detection)'
-  )
+  if hasattr(model, 'backbone') and hasattr(model, 'decoder'):
+    return _detection_stats(model, tuple(input_size))
+  return keras_model_stats(model, tuple(input_size))

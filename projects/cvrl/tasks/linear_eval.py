@@ -10,6 +10,7 @@ from official.core import task_factory
 from official.vision.modeling import backbones
 from official.vision.tasks import video_classification as mg_video_task
 
+from projects.common import video_input
 from projects.common.modeling import slim_r3d  # noqa: F401  (registers the 'slim_r3d' backbone)
 from projects.cvrl.configs import cvrl as exp_cfg
 from projects.cvrl.modeling import cvrl_model
@@ -19,6 +20,9 @@ from projects.cvrl.tasks import pretrain
 @task_factory.register_task_cls(exp_cfg.CVRLLinearEvalTask)
 class LinearEvalTask(mg_video_task.VideoClassificationTask):
   """Linear evaluation (`freeze_backbone=True`) or fine-tuning of a CVRL backbone."""
+
+  def build_inputs(self, params, input_context=None):
+    return video_input.build_video_inputs(self, params, input_context)
 
   def build_model(self) -> cvrl_model.CVRLClassifier:
     config = self.task_config

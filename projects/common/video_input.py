@@ -1,12 +1,14 @@
 """Supervised video inputs: Model Garden's parser with the training flip made optional.
 
+Used by every supervised video task (video classification, CVRL linear evaluation/fine-tuning).
+
 Model Garden always flips training clips left-right. That is wrong for data whose classes depend
 on handedness (Something-Something's "pushing left/right", digits and text), so the flip follows
 `VideoDataConfig.aug_random_flip`. Evaluation (N clips x M crops) is Model Garden's.
 """
 
 import tensorflow as tf
-from official.vision.dataloaders import video_input
+from official.vision.dataloaders import input_reader_factory, video_input
 from official.vision.ops import preprocess_ops_3d
 
 from projects.common.configs import video_data
@@ -58,3 +60,25 @@ class Parser(video_input.Parser):
       decoded_tensors[self._label_key], self._one_hot_label, self._num_classes, self._label_dtype
     )
     return {'image': tf.cast(frames, self._dtype)}, label
+
+
+def build_video_inputs(
+  task,
+  params: video_data.VideoDataConfig,
+  input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+  """`build_inputs` of a Model Garden video classification task, with the parser above."""
+  if params.mixup_and_cutmix is not None:
+    raise ValueError(
+      "mixup_and_cutmix is only supported by Model Garden's own video input path; "
+      'use it through official.vision.tasks.video_classification'
+    )
+  parser = Parser(params, params.image_field_key, params.label_field_key)
+  reader = input_reader_factory.input_reader_generator(
+    params,
+    dataset_fn=task._get_dataset_fn(params),  # noqa: SLF001
+    decoder_fn=task._get_decoder_fn(params),  # noqa: SLF001
+    parser_fn=parser.parse_fn(params.is_training),
+    postprocess_fn=video_input.PostBatchProcessor(params),
+  )
+  return reader.read(input_context=input_context)
