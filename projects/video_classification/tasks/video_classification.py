@@ -20,6 +20,7 @@ from matplotlib import figure
 from official.core import task_factory
 from official.vision.tasks import video_classification as mg_video_task
 
+from projects.common import video_input
 from projects.common.modeling import slim_r3d  # noqa: F401  (registers the 'slim_r3d' backbone)
 from projects.video_classification.configs import video_classification as exp_cfg
 
@@ -44,7 +45,7 @@ MAX_LABELLED_CLASSES = 30
 
 @task_factory.register_task_cls(exp_cfg.VideoClassificationTask)
 class VideoClassificationTask(mg_video_task.VideoClassificationTask):
-  """Train: random temporal crop, random resized crop and flip; eval: clips x crops averaged."""
+  """Train: random temporal crop, random resized crop, optional flip; eval: clips x crops averaged."""
 
   def __init__(self, params, logging_dir: str | None = None, name: str | None = None):
     super().__init__(params, logging_dir=logging_dir, name=name)
@@ -53,6 +54,11 @@ class VideoClassificationTask(mg_video_task.VideoClassificationTask):
     self._writes_report_files = bool(logging_dir) and (
       tf.distribute.get_strategy().extended.should_checkpoint
     )
+
+  def build_inputs(self, params, input_context=None):
+    if params.mixup_and_cutmix is not None:
+      return super().build_inputs(params, input_context)  # Model Garden's path: always flips.
+    return video_input.build_video_inputs(self, params, input_context)
 
   def _view_probabilities(self, features, model: tf_keras.Model) -> tf.Tensor:
     """Class probabilities of every view, [videos, views, classes] in float32."""
