@@ -58,7 +58,7 @@ class PretrainTaskTest(tf.test.TestCase, parameterized.TestCase):
     config = tiny_configs.tiny_experiment('cvrl_demo', self.info)
     config.task.model.backbone.slim_r3d.depth = 10
     config.trainer.optimizer_config.warmup.linear.warmup_steps = 0
-    config.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate = 0.2
+    config.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate = 0.05
     task = task_factory.get_task(config.task)
     model = task.build_model()
     optimizer = task.create_optimizer(config.trainer.optimizer_config)
