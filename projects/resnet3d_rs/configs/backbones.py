@@ -11,11 +11,11 @@ from projects.common.configs import backbones_3d
 class SlimResNet3DRS(hyperparams.Config):
   """R3D-RS at any depth and width (projects.resnet3d_rs.modeling.slim_resnet_3d_rs).
 
-  Defaults: one bottleneck block per stage at 1/8 width, the demo network.
+  Defaults: one bottleneck block per stage at 1/4 width, the demo network (1.1 M parameters).
   """
 
   blocks_per_stage: tuple[int, ...] = (1, 1, 1, 1)
-  width_multiplier: float = 0.125
+  width_multiplier: float = 0.25
   temporal_kernel_sizes: tuple[int, ...] = (1, 1, 3, 3)
   temporal_strides: tuple[int, ...] = (1, 1, 1, 1)
   use_self_gating: bool = True

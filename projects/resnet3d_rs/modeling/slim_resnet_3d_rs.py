@@ -27,7 +27,7 @@ class SlimResNet3DRS(tf_keras.Model):
   def __init__(
     self,
     blocks_per_stage: Sequence[int] = (1, 1, 1, 1),
-    width_multiplier: float = 0.125,
+    width_multiplier: float = 0.25,
     temporal_kernel_sizes: Sequence[int] = (1, 1, 3, 3),
     temporal_strides: Sequence[int] = (1, 1, 1, 1),
     use_self_gating: bool = True,
