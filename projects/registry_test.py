@@ -52,6 +52,8 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments')
     checked = 0
     for family in sorted(os.listdir(root)):
+      if not os.path.isdir(os.path.join(root, family)):
+        continue  # BUILD
       for filename in sorted(os.listdir(os.path.join(root, family))):
         path = os.path.join(root, family, filename)
         with open(path) as f:
