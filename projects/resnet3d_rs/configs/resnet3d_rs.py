@@ -1,4 +1,5 @@
-"""3D ResNet-RS experiments: one per row of the paper's Kinetics-400/600 results, and a CPU demo.
+"""3D ResNet-RS experiments: one per row of the paper's Kinetics-400/600 results, CVRL
+pretraining of the RS backbone to fine-tune from, and CPU demos of both.
 
 Each row is `scaling.resnet3d_rs_experiment` at the row's depth and frames; the factory docstring
 holds the command that runs it, `experiments/resnet3d_rs/<file>.yaml` restates the row. Data paths
@@ -14,6 +15,7 @@ from official.modeling import optimization
 from official.vision.configs import common
 from official.vision.configs import video_classification as mg_video
 
+from projects.cvrl.configs import cvrl as cvrl_configs
 from projects.resnet3d_rs.configs import backbones, scaling
 from projects.video_classification.configs import video_classification as vc_configs
 
@@ -180,3 +182,63 @@ def resnet3d_rs_demo() -> cfg.ExperimentConfig:
     trainer=trainer,
     restrictions=vc_configs.RESTRICTIONS,
   )
+
+
+@dataclasses.dataclass
+class CVRLPretrainModel(cvrl_configs.PretrainModel):
+  """CVRL's pretraining model on an R3D-RS backbone (Model Garden's or the slim one)."""
+
+  backbone: backbones.Backbone3D = dataclasses.field(
+    default_factory=lambda: scaling.resnet3d_rs_backbone(50)
+  )
+
+
+@dataclasses.dataclass
+class CVRLPretrainTask(cvrl_configs.CVRLPretrainTask):
+  """CVRL pretraining (`projects.cvrl.tasks.pretrain`) whose backbone an RS experiment restores."""
+
+  model: CVRLPretrainModel = dataclasses.field(default_factory=CVRLPretrainModel)
+
+
+def cvrl_pretraining(
+  experiment: cfg.ExperimentConfig, backbone: backbones.Backbone3D
+) -> cfg.ExperimentConfig:
+  """`experiment` (a CVRL pretraining) with its model's backbone replaced by `backbone`."""
+  task = CVRLPretrainTask()
+  task.override(experiment.task.as_dict(), is_strict=True)
+  task.model.backbone = backbone
+  experiment.task = task
+  return experiment
+
+
+@exp_factory.register_config_factory('resnet3d_rs50_cvrl_kinetics600')
+def resnet3d_rs50_cvrl_kinetics600() -> cfg.ExperimentConfig:
+  """CVRL pretraining of R3D-RS-50 on Kinetics-600, to fine-tune an RS experiment from.
+
+  The paper scales self-supervised training as well; its pretraining numbers were not verified
+  here, so this is CVRL's released recipe (`cvrl_kinetics600`: 800 epochs, batch 1024, SGD 0.32,
+  temperature 0.1, pairs of 16x2 clips at 224^2) on the RS-50 backbone of
+  `resnet3d_rs50_kinetics400`, whose variables it therefore shares. Then fine-tune:
+
+  python train.py --experiment=resnet3d_rs50_cvrl_kinetics600 \
+    --params_override=task.train_data.input_path=K600_TRAIN,task.validation_data.input_path=K600_VAL \
+    --mode=train_and_eval --model_dir=PRETRAIN_DIR
+  python train.py --experiment=resnet3d_rs50_kinetics400 \
+    --config_file=experiments/resnet3d_rs/k400_r3drs50_32x2_350ep.yaml \
+    --params_override=task.init_checkpoint=PRETRAIN_DIR,task.init_checkpoint_modules=backbone \
+    --mode=train_and_eval --model_dir=DIR
+  """
+  return cvrl_pretraining(cvrl_configs.cvrl_kinetics600(), scaling.resnet3d_rs_backbone(50))
+
+
+@exp_factory.register_config_factory('resnet3d_rs_cvrl_demo')
+def resnet3d_rs_cvrl_demo() -> cfg.ExperimentConfig:
+  """`cvrl_demo` on the slim R3D-RS of `resnet3d_rs_demo`, which then fine-tunes from it.
+
+  python train.py --experiment=resnet3d_rs_cvrl_demo --mode=train_and_eval \
+    --model_dir=/tmp/resnet3d_rs_cvrl_demo
+  python train.py --experiment=resnet3d_rs_demo --mode=train_and_eval \
+    --params_override=task.init_checkpoint=/tmp/resnet3d_rs_cvrl_demo,task.init_checkpoint_modules=backbone \
+    --model_dir=/tmp/resnet3d_rs_demo_from_cvrl
+  """
+  return cvrl_pretraining(cvrl_configs.cvrl_demo(), resnet3d_rs_demo().task.model.backbone)
