@@ -553,9 +553,7 @@ def cvrl_demo() -> cfg.ExperimentConfig:
       projection_head=ProjectionHead(hidden_dim=512),
     ),
     train_data=PretrainDataConfig(global_batch_size=32, **augmentation, **_demo_split(True)),
-    validation_data=PretrainDataConfig(
-      global_batch_size=100, **augmentation, **_demo_split(False)
-    ),
+    validation_data=PretrainDataConfig(global_batch_size=100, **augmentation, **_demo_split(False)),
   )
   return cfg.ExperimentConfig(
     runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
