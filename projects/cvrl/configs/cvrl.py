@@ -597,7 +597,9 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
     validation,
     epochs=5,
     warmup_epochs=0.5,
-    base_learning_rate=8.0,
+    # 4x the Kinetics rate per video: 5 epochs instead of 100. Measured on one CVRL checkpoint:
+    # 26.6 % top-1 at 8 per 256, 33.8 % at 32, 33.2 % at 128.
+    base_learning_rate=32.0,
     optimizer=sgd_optimizer(),
     validation_every_epochs=5,
   )
