@@ -34,8 +34,8 @@ def _packages() -> list[str]:
   return sorted(found)
 
 
-def _imported_modules(path: str) -> set[str]:
-  """This repo's modules that a file imports, as repo-relative paths without `.py`."""
+def imported_names(path: str) -> list[str]:
+  """Every absolute module name a file imports; `from a import b` gives both `a` and `a.b`."""
   with open(path) as f:
     tree = ast.parse(f.read(), filename=path)
   names = []
@@ -44,9 +44,14 @@ def _imported_modules(path: str) -> set[str]:
       names += [alias.name for alias in node.names]
     elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
       names += [node.module] + [f'{node.module}.{alias.name}' for alias in node.names]
+  return names
+
+
+def _imported_modules(path: str) -> set[str]:
+  """This repo's modules that a file imports, as repo-relative paths without `.py`."""
   return {
     name.replace('.', '/')
-    for name in names
+    for name in imported_names(path)
     if name.split('.')[0] in FIRST_PARTY
     and os.path.isfile(os.path.join(REPO, name.replace('.', '/') + '.py'))
   }
