@@ -16,6 +16,7 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import gin
 import tensorflow as tf
+import tf_keras
 import yaml
 from absl import app, flags
 from official.common import distribute_utils
@@ -38,6 +39,13 @@ flags.DEFINE_bool(
   'print_model_stats',
   False,
   'Build only the model and print its parameters, GFLOPs per view and views per video, then exit.',
+)
+
+flags.DEFINE_integer(
+  'seed',
+  None,
+  'Seeds Python, NumPy and TensorFlow before the model is built, so that weight initialisation '
+  'and unseeded random ops repeat from run to run. Unset: a fresh draw each run.',
 )
 
 
@@ -77,6 +85,8 @@ def main(_) -> None:
     train_utils.serialize_config(params, model_dir)
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  if FLAGS.seed is not None:
+    tf_keras.utils.set_random_seed(FLAGS.seed)
 
   strategy = distribute_utils.get_distribution_strategy(
     distribution_strategy=params.runtime.distribution_strategy,

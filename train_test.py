@@ -50,6 +50,7 @@ class TrainPyTest(tf.test.TestCase):
       '--mode=train_and_eval',
       f'--model_dir={model_dir}',
       f'--params_override={tiny_demo_override(info)}',
+      '--seed=0',
     )
     self.assertEqual(result.returncode, 0, result.stderr[-3000:])
     self.assertIn('final evaluation:', result.stdout)
