@@ -16,8 +16,46 @@ BLOCKS_PER_STAGE = {10: (1, 1, 1, 1), 18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
 BASE_FILTERS = (64, 128, 256, 512)
 
 
+class EndpointBackbone(tf_keras.Model):
+  """A functional backbone whose outputs are endpoints '2'..'5', like Model Garden's ResNet3D.
+
+  Subclasses build the graph from their constructor arguments, pass those arguments as
+  `config_dict`, and so serialise and rebuild from them.
+  """
+
+  def __init__(self, config_dict: dict, inputs, endpoints: dict[str, tf.Tensor], **kwargs):
+    self._config_dict = config_dict
+    self._output_specs = {name: t.get_shape() for name, t in endpoints.items()}
+    super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
+
+  def get_config(self):
+    return dict(self._config_dict)
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    return cls(**config)
+
+  @property
+  def output_specs(self):
+    return self._output_specs
+
+
+def norm_activation_kwargs(
+  norm_activation_config: hyperparams.Config,
+  l2_regularizer: tf_keras.regularizers.Regularizer | None,
+) -> dict:
+  """A backbone builder's `norm_activation` config and regularizer as constructor arguments."""
+  return {
+    'activation': norm_activation_config.activation,
+    'use_sync_bn': norm_activation_config.use_sync_bn,
+    'norm_momentum': norm_activation_config.norm_momentum,
+    'norm_epsilon': norm_activation_config.norm_epsilon,
+    'kernel_regularizer': l2_regularizer,
+  }
+
+
 @tf_keras.utils.register_keras_serializable(package='projects')
-class SlimR3D(tf_keras.Model):
+class SlimR3D(EndpointBackbone):
   """R3D-10/18/34 with a width multiplier; returns endpoints '2'..'5' like Model Garden's ResNet3D."""
 
   def __init__(
@@ -45,7 +83,7 @@ class SlimR3D(tf_keras.Model):
         'SlimR3D needs one temporal kernel size and one temporal stride per stage (4 each), '
         f'got {list(temporal_kernel_sizes)} and {list(temporal_strides)}'
       )
-    self._config_dict = {
+    config_dict = {
       'depth': depth,
       'width_multiplier': width_multiplier,
       'temporal_kernel_sizes': list(temporal_kernel_sizes),
@@ -115,19 +153,7 @@ class SlimR3D(tf_keras.Model):
         x = tf_keras.layers.Activation(activation)(x + shortcut)
       endpoints[str(stage + 2)] = x
 
-    self._output_specs = {name: t.get_shape() for name, t in endpoints.items()}
-    super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-
-  def get_config(self):
-    return dict(self._config_dict)
-
-  @classmethod
-  def from_config(cls, config, custom_objects=None):
-    return cls(**config)
-
-  @property
-  def output_specs(self):
-    return self._output_specs
+    super().__init__(config_dict, inputs, endpoints, **kwargs)
 
 
 @factory.register_backbone_builder('slim_r3d')
@@ -148,11 +174,7 @@ def build_slim_r3d(
     stem_spatial_stride=cfg.stem_spatial_stride,
     stem_pool=cfg.stem_pool,
     input_specs=input_specs,
-    activation=norm_activation_config.activation,
-    use_sync_bn=norm_activation_config.use_sync_bn,
-    norm_momentum=norm_activation_config.norm_momentum,
-    norm_epsilon=norm_activation_config.norm_epsilon,
-    kernel_regularizer=l2_regularizer,
+    **norm_activation_kwargs(norm_activation_config, l2_regularizer),
   )
 
 

@@ -222,6 +222,16 @@ CLASSIFICATION_RESTRICTIONS = [
 ]
 
 
+def classification_experiment(
+  task: CVRLLinearEvalTask, trainer: cfg.TrainerConfig, runtime: cfg.RuntimeConfig
+) -> cfg.ExperimentConfig:
+  """A linear-eval or fine-tune experiment; it keeps the checkpoint with the best top-1."""
+  trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
+  return cfg.ExperimentConfig(
+    runtime=runtime, task=task, trainer=trainer, restrictions=CLASSIFICATION_RESTRICTIONS
+  )
+
+
 def scaled_learning_rate(base_learning_rate: float, global_batch_size: int) -> float:
   """The linear scaling rule (Goyal et al. 2017): `base_learning_rate` is per 256 videos."""
   return base_learning_rate * global_batch_size / LEARNING_RATE_REFERENCE_BATCH
@@ -415,12 +425,8 @@ def _kinetics_linear_eval(dataset: str) -> cfg.ExperimentConfig:
     optimizer=sgd_optimizer(),
     validation_every_epochs=10,
   )
-  trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
-  return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
-    task=task,
-    trainer=trainer,
-    restrictions=CLASSIFICATION_RESTRICTIONS,
+  return classification_experiment(
+    task, trainer, cfg.RuntimeConfig(mixed_precision_dtype='bfloat16')
   )
 
 
@@ -473,12 +479,8 @@ def _finetune(dataset: str) -> cfg.ExperimentConfig:
     optimizer=sgd_optimizer(nesterov=True),
     validation_every_epochs=5,
   )
-  trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
-  return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
-    task=task,
-    trainer=trainer,
-    restrictions=CLASSIFICATION_RESTRICTIONS,
+  return classification_experiment(
+    task, trainer, cfg.RuntimeConfig(mixed_precision_dtype='bfloat16')
   )
 
 
@@ -603,10 +605,6 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
     optimizer=sgd_optimizer(),
     validation_every_epochs=5,
   )
-  trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
-  return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
-    task=task,
-    trainer=trainer,
-    restrictions=CLASSIFICATION_RESTRICTIONS,
+  return classification_experiment(
+    task, trainer, cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0)
   )

@@ -14,6 +14,8 @@ from official.modeling import hyperparams, tf_utils
 from official.vision.modeling.backbones import factory
 from official.vision.modeling.layers import nn_blocks_3d, nn_layers
 
+from projects.common.modeling import slim_r3d
+
 # Bottleneck widths of the four stages (the block outputs are 4x wider), as in Model Garden's
 # RESNET_SPECS; and the ResNet-D stem's three convolutions (Model Garden's stem_type 'v1').
 BASE_FILTERS = (64, 128, 256, 512)
@@ -21,7 +23,7 @@ STEM_FILTERS = (32, 32, 64)
 
 
 @tf_keras.utils.register_keras_serializable(package='projects')
-class SlimResNet3DRS(tf_keras.Model):
+class SlimResNet3DRS(slim_r3d.EndpointBackbone):
   """R3D-RS with any blocks per stage and a width multiplier; endpoints '2'..'5' like ResNet3D."""
 
   def __init__(
@@ -58,7 +60,7 @@ class SlimResNet3DRS(tf_keras.Model):
         )
     if min(blocks_per_stage) < 1:
       raise ValueError(f'every stage needs at least one block, got {list(blocks_per_stage)}')
-    self._config_dict = {
+    config_dict = {
       'blocks_per_stage': list(blocks_per_stage),
       'width_multiplier': width_multiplier,
       'temporal_kernel_sizes': list(temporal_kernel_sizes),
@@ -137,19 +139,7 @@ class SlimResNet3DRS(tf_keras.Model):
         )(x)
       endpoints[str(stage + 2)] = x
 
-    self._output_specs = {name: t.get_shape() for name, t in endpoints.items()}
-    super().__init__(inputs=inputs, outputs=endpoints, **kwargs)
-
-  def get_config(self):
-    return dict(self._config_dict)
-
-  @classmethod
-  def from_config(cls, config, custom_objects=None):
-    return cls(**config)
-
-  @property
-  def output_specs(self):
-    return self._output_specs
+    super().__init__(config_dict, inputs, endpoints, **kwargs)
 
 
 @factory.register_backbone_builder('slim_resnet_3d_rs')
@@ -173,9 +163,5 @@ def build_slim_resnet_3d_rs(
     stem_conv_temporal_stride=cfg.stem_conv_temporal_stride,
     stem_pool=cfg.stem_pool,
     input_specs=input_specs,
-    activation=norm_activation_config.activation,
-    use_sync_bn=norm_activation_config.use_sync_bn,
-    norm_momentum=norm_activation_config.norm_momentum,
-    norm_epsilon=norm_activation_config.norm_epsilon,
-    kernel_regularizer=l2_regularizer,
+    **slim_r3d.norm_activation_kwargs(norm_activation_config, l2_regularizer),
   )
