@@ -40,18 +40,23 @@ class EndpointBackbone(tf_keras.Model):
     return self._output_specs
 
 
-def norm_activation_kwargs(
+def build_endpoint_backbone(
+  backbone_cls: type[EndpointBackbone],
+  input_specs: tf_keras.layers.InputSpec,
+  backbone_config: hyperparams.Config,
   norm_activation_config: hyperparams.Config,
   l2_regularizer: tf_keras.regularizers.Regularizer | None,
-) -> dict:
-  """A backbone builder's `norm_activation` config and regularizer as constructor arguments."""
-  return {
-    'activation': norm_activation_config.activation,
-    'use_sync_bn': norm_activation_config.use_sync_bn,
-    'norm_momentum': norm_activation_config.norm_momentum,
-    'norm_epsilon': norm_activation_config.norm_epsilon,
-    'kernel_regularizer': l2_regularizer,
-  }
+) -> EndpointBackbone:
+  """`backbone_cls` from a backbone one-of whose chosen config's fields are its arguments."""
+  return backbone_cls(
+    **backbone_config.get().as_dict(),
+    input_specs=input_specs,
+    activation=norm_activation_config.activation,
+    use_sync_bn=norm_activation_config.use_sync_bn,
+    norm_momentum=norm_activation_config.norm_momentum,
+    norm_epsilon=norm_activation_config.norm_epsilon,
+    kernel_regularizer=l2_regularizer,
+  )
 
 
 @tf_keras.utils.register_keras_serializable(package='projects')
@@ -164,17 +169,8 @@ def build_slim_r3d(
   l2_regularizer: tf_keras.regularizers.Regularizer | None = None,
 ) -> tf_keras.Model:
   """Builds SlimR3D from a `Backbone3D` config whose type is 'slim_r3d'."""
-  cfg = backbone_config.get()
-  return SlimR3D(
-    depth=cfg.depth,
-    width_multiplier=cfg.width_multiplier,
-    temporal_kernel_sizes=cfg.temporal_kernel_sizes,
-    temporal_strides=cfg.temporal_strides,
-    stem_temporal_kernel_size=cfg.stem_temporal_kernel_size,
-    stem_spatial_stride=cfg.stem_spatial_stride,
-    stem_pool=cfg.stem_pool,
-    input_specs=input_specs,
-    **norm_activation_kwargs(norm_activation_config, l2_regularizer),
+  return build_endpoint_backbone(
+    SlimR3D, input_specs, backbone_config, norm_activation_config, l2_regularizer
   )
 
 

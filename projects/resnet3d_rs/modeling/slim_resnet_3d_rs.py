@@ -150,18 +150,6 @@ def build_slim_resnet_3d_rs(
   l2_regularizer: tf_keras.regularizers.Regularizer | None = None,
 ) -> tf_keras.Model:
   """Builds SlimResNet3DRS from a backbone one-of whose type is 'slim_resnet_3d_rs'."""
-  cfg = backbone_config.get()
-  return SlimResNet3DRS(
-    blocks_per_stage=cfg.blocks_per_stage,
-    width_multiplier=cfg.width_multiplier,
-    temporal_kernel_sizes=cfg.temporal_kernel_sizes,
-    temporal_strides=cfg.temporal_strides,
-    use_self_gating=cfg.use_self_gating,
-    se_ratio=cfg.se_ratio,
-    stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,
-    stem_conv_temporal_kernel_size=cfg.stem_conv_temporal_kernel_size,
-    stem_conv_temporal_stride=cfg.stem_conv_temporal_stride,
-    stem_pool=cfg.stem_pool,
-    input_specs=input_specs,
-    **slim_r3d.norm_activation_kwargs(norm_activation_config, l2_regularizer),
+  return slim_r3d.build_endpoint_backbone(
+    SlimResNet3DRS, input_specs, backbone_config, norm_activation_config, l2_regularizer
   )
