@@ -200,19 +200,10 @@ def run_matmul(args) -> dict:
 
 def cpu_description() -> str:
   """The CPU model and whether it computes bfloat16 natively (else oneDNN emulates it)."""
-  model, flags = 'unknown CPU', set()
-  try:
-    with open('/proc/cpuinfo') as f:
-      for line in f:
-        key, _, value = line.partition(':')
-        if key.strip() == 'model name':
-          model = value.strip()
-        elif key.strip() == 'flags':
-          flags = set(value.split())
-          break
-  except OSError:
-    pass
-  native = sorted(flags & {'avx512_bf16', 'amx_bf16'})
+  from projects.common.configs import runtime
+
+  model = runtime.first_cpu_fields().get('model name', 'unknown CPU')
+  native = runtime.native_bfloat16_flags()
   bfloat16 = f'native bfloat16 ({", ".join(native)})' if native else 'no native bfloat16'
   return f'{model}, {os.cpu_count()} cores, {bfloat16}'
 

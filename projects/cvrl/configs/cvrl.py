@@ -26,7 +26,7 @@ from official.vision.configs import video_classification as mg_video
 from official.vision.modeling.backbones import resnet_3d
 
 from projects.common import video_ops
-from projects.common.configs import backbones_3d, video_data
+from projects.common.configs import backbones_3d, runtime, video_data
 from projects.cvrl.ops import temporal_sampling
 
 # Variables that neither decay nor get LARS's layer-wise rate (SimCLR's choice, which CVRL follows):
@@ -34,6 +34,8 @@ from projects.cvrl.ops import temporal_sampling
 LARS_EXCLUDED_VARIABLES = ['batch_normalization', 'bias']
 # Learning rates are per this many videos and scaled linearly with the global batch.
 LEARNING_RATE_REFERENCE_BATCH = 256
+# CVRL's R3D puts temporal kernels in res4/res5 only (the SlowFast "slow pathway" layout).
+TEMPORAL_KERNEL_PER_STAGE = (1, 1, 3, 3)
 
 
 @dataclasses.dataclass
@@ -101,7 +103,6 @@ def cvrl_r3d(model_id: int = 50) -> backbones_3d.Backbone3D:
   release's 31.7M parameters. Model Garden's `resnet_3d` has no width multiplier, so the paper's
   wider variants (2x/4x filters) cannot be expressed with it.
   """
-  temporal_kernel_per_stage = (1, 1, 3, 3)
   block_specs = tuple(
     mg_backbones_3d.ResNet3DBlock(
       temporal_strides=1,
@@ -109,7 +110,7 @@ def cvrl_r3d(model_id: int = 50) -> backbones_3d.Backbone3D:
       use_self_gating=False,
     )
     for kernel, (_, _, num_blocks) in zip(
-      temporal_kernel_per_stage, resnet_3d.RESNET_SPECS[model_id], strict=True
+      TEMPORAL_KERNEL_PER_STAGE, resnet_3d.RESNET_SPECS[model_id], strict=True
     )
   )
   return backbones_3d.Backbone3D(
@@ -223,12 +224,12 @@ CLASSIFICATION_RESTRICTIONS = [
 
 
 def classification_experiment(
-  task: CVRLLinearEvalTask, trainer: cfg.TrainerConfig, runtime: cfg.RuntimeConfig
+  task: CVRLLinearEvalTask, trainer: cfg.TrainerConfig, runtime_config: cfg.RuntimeConfig
 ) -> cfg.ExperimentConfig:
   """A linear-eval or fine-tune experiment; it keeps the checkpoint with the best top-1."""
   trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
   return cfg.ExperimentConfig(
-    runtime=runtime, task=task, trainer=trainer, restrictions=CLASSIFICATION_RESTRICTIONS
+    runtime=runtime_config, task=task, trainer=trainer, restrictions=CLASSIFICATION_RESTRICTIONS
   )
 
 
@@ -507,9 +508,21 @@ def cvrl_finetune_hmdb51() -> cfg.ExperimentConfig:
 
 
 # The demo pair: the built-in moving digits (16 frames of 48^2, 2000 train / 500 validation
-# videos, 10 digit classes), 8-frame clips at 32^2 so a slim R3D-10 step is cheap on a CPU.
+# videos, 10 digit classes), 4-frame clips at 32^2 so a slim R3D-10 step is cheap on a CPU.
 DEMO_NUM_TRAIN, DEMO_NUM_VALIDATION, DEMO_NUM_CLASSES = 2000, 500, 10
-DEMO_CLIP_SHAPE = (8, 32, 32, 3)
+DEMO_CLIP_SHAPE = (4, 32, 32, 3)
+
+
+def cvrl_demo_backbone() -> backbones_3d.Backbone3D:
+  """The CPU demos' slim R3D-10 with CVRL's temporal kernels (`TEMPORAL_KERNEL_PER_STAGE`).
+
+  Pretraining steps cost 0.35 s here against 1.23 s for 8-frame clips with temporal kernel 3 in
+  every stage. Measured with the same seed and the same 6 min of pretraining (5 epochs before,
+  15 now), linear-eval top-1 rose from 31.8 % to 48.8 % (random init: 21.0 and 24.6 %).
+  """
+  backbone = backbones_3d.demo_slim_r3d()
+  backbone.slim_r3d.temporal_kernel_sizes = TEMPORAL_KERNEL_PER_STAGE
+  return backbone
 
 
 def _demo_split(is_training: bool) -> dict:
@@ -536,8 +549,8 @@ def cvrl_demo() -> cfg.ExperimentConfig:
 
   python train.py --experiment=cvrl_demo --mode=train_and_eval --model_dir=/tmp/cvrl_demo
   """
-  # The Kinetics recipe scaled down; 0.8 per 256 videos (0.1 at batch 32) is the release's 0.08
-  # raised tenfold so that a few hundred steps learn.
+  # The Kinetics recipe scaled down to 20 epochs (1240 steps, ~7.5 min here); 0.8 per 256 videos
+  # (0.1 at batch 32) is the release's 0.08 raised tenfold so that so few steps learn.
   # Crops keep at least half of a frame so the digit stays mostly in view; a mirrored digit is
   # another digit. 32^2 frames get SimCLR's CIFAR-10 (32^2) settings: colour strength 0.5 and no
   # blur, which at this size erases the strokes that tell digits apart.
@@ -550,7 +563,7 @@ def cvrl_demo() -> cfg.ExperimentConfig:
   task = CVRLPretrainTask(
     losses=ContrastiveLosses(temperature=0.1, l2_weight_decay=1e-6),
     model=PretrainModel(
-      backbone=backbones_3d.demo_slim_r3d(),
+      backbone=cvrl_demo_backbone(),
       norm_activation=cvrl_norm_activation(use_sync_bn=False),
       projection_head=ProjectionHead(hidden_dim=512),
     ),
@@ -558,16 +571,16 @@ def cvrl_demo() -> cfg.ExperimentConfig:
     validation_data=PretrainDataConfig(global_batch_size=100, **augmentation, **_demo_split(False)),
   )
   return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
+    runtime=runtime.cpu_runtime(),
     task=task,
     trainer=epoch_trainer(
       task.train_data,
       task.validation_data,
-      epochs=5,
+      epochs=20,
       warmup_epochs=0.5,
       base_learning_rate=0.8,
       optimizer=contrastive_optimizer('sgd', lars_weight_decay=1e-6),
-      validation_every_epochs=5,
+      validation_every_epochs=20,
     ),
   )
 
@@ -588,7 +601,7 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
   )
   task = CVRLLinearEvalTask(
     model=ClassifierModel(
-      backbone=backbones_3d.demo_slim_r3d(), norm_activation=cvrl_norm_activation(use_sync_bn=False)
+      backbone=cvrl_demo_backbone(), norm_activation=cvrl_norm_activation(use_sync_bn=False)
     ),
     losses=mg_video.Losses(l2_weight_decay=0.0),
     train_data=train,
@@ -597,14 +610,12 @@ def cvrl_linear_eval_demo() -> cfg.ExperimentConfig:
   trainer = epoch_trainer(
     train,
     validation,
-    epochs=5,
+    epochs=10,
     warmup_epochs=0.5,
-    # 4x the Kinetics rate per video: 5 epochs instead of 100. Measured on one CVRL checkpoint:
-    # 26.6 % top-1 at 8 per 256, 33.8 % at 32, 33.2 % at 128.
+    # 4x the Kinetics rate per video: 10 epochs instead of 100. Measured on one CVRL checkpoint
+    # (5 epochs, 8-frame clips): 26.6 % top-1 at 8 per 256, 33.8 % at 32, 33.2 % at 128.
     base_learning_rate=32.0,
     optimizer=sgd_optimizer(),
-    validation_every_epochs=5,
+    validation_every_epochs=10,
   )
-  return classification_experiment(
-    task, trainer, cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0)
-  )
+  return classification_experiment(task, trainer, runtime.cpu_runtime())

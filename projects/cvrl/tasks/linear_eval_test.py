@@ -4,10 +4,13 @@ import os
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 from absl.testing import parameterized
 from official.core import task_factory
+from official.modeling import performance
 
 from projects.common.testing import tiny_data
+from projects.cvrl.configs import cvrl as exp_cfg
 from projects.cvrl.tasks import tiny_configs
 
 
@@ -19,6 +22,10 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
   def setUp(self):
     super().setUp()
     self.info = tiny_data.tiny_moving_mnist(os.path.join(self.get_temp_dir(), 'data'))
+
+  def tearDown(self):
+    tf_keras.mixed_precision.set_global_policy('float32')
+    super().tearDown()
 
   def _pretrained_checkpoint(self) -> tuple[str, list[np.ndarray]]:
     """Saves a pretraining model the way the trainer does; returns its path and backbone."""
@@ -75,6 +82,19 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
     ]
     self.assertTrue(all(changed))
 
+  def test_bfloat16_linear_eval_trains_in_float32_logits(self):
+    # What the demo runs where the CPU has native bfloat16 (projects.common.configs.runtime).
+    performance.set_mixed_precision_policy('bfloat16')
+    config, task, model, optimizer = self._task_and_model()
+    self.assertEqual(model.backbone.compute_dtype, 'bfloat16')
+    features, labels = next(iter(task.build_inputs(config.task.train_data)))
+    self.assertEqual(model(features, training=False).dtype, tf.float32)
+    classifier_before = _values(model.classifier.variables)
+    logs = task.train_step((features, labels), model, optimizer, metrics=task.build_metrics())
+    self.assertTrue(np.isfinite(logs['loss']))
+    for before, variable in zip(classifier_before, model.classifier.variables, strict=True):
+      self.assertNotAllClose(before, variable.numpy(), msg=variable.name)
+
   @parameterized.parameters((1, 1), (2, 3))
   def test_multi_view_evaluation_averages_views(self, num_test_clips, num_test_crops):
     config, task, model, _ = self._task_and_model(
@@ -82,7 +102,7 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
     )
     features, labels = next(iter(task.build_inputs(config.task.validation_data)))
     num_views = num_test_clips * num_test_crops
-    self.assertEqual(features['image'].shape.as_list(), [2 * num_views, 8, 32, 32, 3])
+    self.assertEqual(features['image'].shape.as_list(), [2 * num_views, *exp_cfg.DEMO_CLIP_SHAPE])
     logs = task.validation_step((features, labels), model, metrics=task.build_metrics(False))
     self.assertBetween(float(logs['top_1_accuracy']), 0.0, 1.0)
     self.assertEqual(task.inference_step(features, model).shape.as_list(), [2, 10])

@@ -15,6 +15,7 @@ from official.modeling import optimization
 from official.vision.configs import common
 from official.vision.configs import video_classification as mg_video
 
+from projects.common.configs import runtime
 from projects.cvrl.configs import cvrl as cvrl_configs
 from projects.resnet3d_rs.configs import backbones, scaling
 from projects.video_classification.configs import video_classification as vc_configs
@@ -177,7 +178,7 @@ def resnet3d_rs_demo() -> cfg.ExperimentConfig:
   )
   trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
   return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
+    runtime=runtime.cpu_runtime(),
     task=task,
     trainer=trainer,
     restrictions=vc_configs.RESTRICTIONS,

@@ -14,7 +14,7 @@ from official.vision.configs import backbones_3d as mg_backbones_3d
 from official.vision.configs import common
 from official.vision.configs import video_classification as mg_video
 
-from projects.common.configs import backbones_3d, video_data
+from projects.common.configs import backbones_3d, runtime, video_data
 
 
 @dataclasses.dataclass
@@ -254,7 +254,7 @@ def video_classification_demo() -> cfg.ExperimentConfig:
   trainer = epoch_trainer(task, epochs=4, warmup_epochs=0.5, learning_rate=0.1)
   trainer.best_checkpoint_eval_metric = 'top_1_accuracy'
   return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(distribution_strategy='one_device', num_gpus=0),
+    runtime=runtime.cpu_runtime(),
     task=task,
     trainer=trainer,
     restrictions=RESTRICTIONS,
