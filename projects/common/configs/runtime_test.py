@@ -6,6 +6,7 @@ import pytest
 from official.core import exp_factory
 
 from projects import registry_imports  # noqa: F401  (registers the experiments)
+from projects.common import experiment_config
 from projects.common.configs import runtime
 
 # Abridged /proc/cpuinfo of two machines: a Sapphire Rapids Xeon and an AVX2-only EPYC.
@@ -17,11 +18,9 @@ EPYC_AVX2 = """processor\t: 0
 model name\t: AMD EPYC 7B12
 flags\t\t: fpu sse2 avx2 fma
 """
-DEMO_EXPERIMENTS = sorted(
-  name
-  for name in exp_factory._REGISTERED_CONFIGS
-  if name.endswith('_demo')  # noqa: SLF001
-)
+DEMO_EXPERIMENTS = [
+  name for name in experiment_config.registered_experiments() if name.endswith('_demo')
+]
 
 
 def write_cpuinfo(tmp_path, text: str) -> str:
