@@ -3,8 +3,9 @@
 from official.core import config_definitions as cfg
 
 # x86 flags of native bfloat16 arithmetic, which oneDNN uses for bfloat16 convolutions and
-# matmuls. Without them oneDNN emulates bfloat16 in float32 and a CVRL R3D-50 step runs about
-# 20x slower than in float32 (bench/cvrl_throughput.py on an AVX2 EPYC).
+# matmuls. Without AVX-512 TensorFlow leaves bfloat16 to Eigen's generic kernels and a CVRL R3D-50
+# step runs about 20x slower than in float32 (bench/cvrl_throughput.py on an AVX2 EPYC); with
+# AVX-512 but neither flag, oneDNN converts to float32 and back, slower than float32 alone.
 NATIVE_BFLOAT16_CPU_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
 CPUINFO_PATH = '/proc/cpuinfo'
 
@@ -25,7 +26,7 @@ def first_cpu_fields(cpuinfo_path: str = CPUINFO_PATH) -> dict[str, str]:
 
 
 def native_bfloat16_flags(cpuinfo_path: str = CPUINFO_PATH) -> list[str]:
-  """The CPU's native-bfloat16 flags, sorted; empty if bfloat16 would be emulated."""
+  """The CPU's native-bfloat16 flags, sorted; empty if bfloat16 would be slower than float32."""
   flags = set(first_cpu_fields(cpuinfo_path).get('flags', '').split())
   return sorted(flags & NATIVE_BFLOAT16_CPU_FLAGS)
 
