@@ -5,7 +5,7 @@ from official.core import config_definitions as cfg
 # x86 flags of native bfloat16 arithmetic, which oneDNN uses for bfloat16 convolutions and
 # matmuls. Without AVX-512 TensorFlow leaves bfloat16 to Eigen's generic kernels and a CVRL R3D-50
 # step runs about 20x slower than in float32 (bench/cvrl_throughput.py on an AVX2 EPYC); with
-# AVX-512 but neither flag, oneDNN converts to float32 and back, slower than float32 alone.
+# AVX-512 but neither flag, oneDNN emulates bfloat16 with float32 arithmetic (not measured here).
 NATIVE_BFLOAT16_CPU_FLAGS = frozenset({'avx512_bf16', 'amx_bf16'})
 CPUINFO_PATH = '/proc/cpuinfo'
 
