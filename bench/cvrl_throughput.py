@@ -199,7 +199,7 @@ def run_matmul(args) -> dict:
 
 
 def cpu_description() -> str:
-  """The CPU model and whether it computes bfloat16 natively (else oneDNN emulates it)."""
+  """The CPU model and whether it computes bfloat16 natively (else bfloat16 is slow here)."""
   from projects.common.configs import runtime
 
   model = runtime.first_cpu_fields().get('model name', 'unknown CPU')
