@@ -516,8 +516,8 @@ DEMO_CLIP_SHAPE = (4, 32, 32, 3)
 def cvrl_demo_backbone() -> backbones_3d.Backbone3D:
   """The CPU demos' slim R3D-10 with CVRL's temporal kernels (`TEMPORAL_KERNEL_PER_STAGE`).
 
-  Pretraining steps cost 0.35 s here against 1.23 s for 8-frame clips with temporal kernel 3 in
-  every stage. Seeded `make demo` runs: 5 pretraining epochs of the old layout gave 31.8 %
+  Pretraining steps cost 0.33 s here against 1.07 s for 8-frame clips with temporal kernel 3 in
+  every stage (bench/cvrl_demo_step.py). Seeded `make demo` runs: 5 pretraining epochs of the old layout gave 31.8 %
   linear-eval top-1 (random init 21.0 %) in 9.0 min; 20 epochs of this one 69.6 % and 67.6 %
   (random init 19.6 and 20.6 %) in 9.3 and 9.1 min.
   """
