@@ -2,7 +2,7 @@
 
 A model here is any Keras video model exposing `.backbone` (Model Garden's
 VideoClassificationModel, the CVRL models): the embedding of a clip is the global average pool of
-the backbone's deepest endpoint (`slim_r3d.global_pool`) in float32, and the embedding of a video
+the backbone's deepest endpoint (`pooling.global_pool`) in float32, and the embedding of a video
 the mean over its views (clips x crops), sampled as Model Garden's evaluation samples them.
 Shared by tools/extract_features.py and tools/export_saved_model.py, so that features computed
 from a checkpoint and from an exported SavedModel come from the same function.
@@ -20,7 +20,7 @@ from official.vision.configs import video_classification as mg_video
 from official.vision.ops import preprocess_ops_3d
 
 from projects.common import video_ops
-from projects.common.modeling import slim_r3d
+from projects.common.modeling import pooling
 
 
 class CheckpointError(ValueError):
@@ -114,7 +114,7 @@ def clip_features(
 ) -> tf.Tensor:
   """uint8 clips `[batch, T, h, w, 3]` -> float32 `[batch, channels]` pooled backbone features."""
   endpoints = backbone(normalize_frames(frames, zero_centering_image), training=False)
-  return tf.cast(slim_r3d.global_pool(endpoints), tf.float32)
+  return pooling.global_pool(endpoints)
 
 
 def average_view_features(

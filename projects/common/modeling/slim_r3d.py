@@ -172,8 +172,3 @@ def build_slim_r3d(
   return build_endpoint_backbone(
     SlimR3D, input_specs, backbone_config, norm_activation_config, l2_regularizer
   )
-
-
-def global_pool(endpoints: dict[str, tf.Tensor]) -> tf.Tensor:
-  """Global average pool of the deepest endpoint: the clip embedding used by heads and tools."""
-  return tf.reduce_mean(endpoints[max(endpoints)], axis=[1, 2, 3])

@@ -12,12 +12,7 @@ the contrastive softmax is where low precision hurts.
 import tensorflow as tf
 import tf_keras
 
-from projects.common.modeling import slim_r3d
-
-
-def pooled_features(endpoints: dict[str, tf.Tensor]) -> tf.Tensor:
-  """Float32 global average pool of the backbone's deepest endpoint: `[batch, channels]`."""
-  return tf.cast(slim_r3d.global_pool(endpoints), tf.float32)
+from projects.common.modeling import pooling
 
 
 @tf_keras.utils.register_keras_serializable(package='projects')
@@ -115,7 +110,7 @@ class CVRLPretrainModel(tf_keras.Model):
     self._projection_head = projection_head
     self._input_specs = input_specs
     inputs = tf_keras.Input(shape=input_specs.shape[1:])
-    features = pooled_features(backbone(inputs))
+    features = pooling.global_pool(backbone(inputs))
     outputs = {'features': features, 'embeddings': projection_head(features)}
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
 
@@ -182,7 +177,7 @@ class CVRLClassifier(tf_keras.Model):
       endpoints = backbone(inputs['image'], training=False)
     else:
       endpoints = backbone(inputs['image'])
-    x = pooled_features(endpoints)
+    x = pooling.global_pool(endpoints)
     if normalize_features:
       x = tf.math.l2_normalize(x, axis=-1)
     if dropout_rate:

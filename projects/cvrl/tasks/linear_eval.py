@@ -1,28 +1,24 @@
 """CVRL linear evaluation and fine-tuning: a classifier on a backbone restored from pretraining.
 
-Inputs, losses, metrics, multi-view evaluation (clips x crops averaged) and the backbone-only
-restore of `init_checkpoint` are Model Garden's video classification task's; this task builds the
-CVRL classifier, whose backbone stays frozen and in inference mode for linear evaluation.
+Inputs, losses, metrics, multi-view evaluation (clips x crops averaged), the evaluation report
+(`<model_dir>/eval_report/`) and the backbone-only restore of `init_checkpoint` are the video
+classification task's; this task builds the CVRL classifier, whose backbone stays frozen and in
+inference mode for linear evaluation.
 """
 
 import tf_keras
 from official.core import task_factory
 from official.vision.modeling import backbones
-from official.vision.tasks import video_classification as mg_video_task
 
-from projects.common import video_input
-from projects.common.modeling import slim_r3d  # noqa: F401  (registers the 'slim_r3d' backbone)
 from projects.cvrl.configs import cvrl as exp_cfg
 from projects.cvrl.modeling import cvrl_model
 from projects.cvrl.tasks import pretrain
+from projects.video_classification.tasks import video_classification
 
 
 @task_factory.register_task_cls(exp_cfg.CVRLLinearEvalTask)
-class LinearEvalTask(mg_video_task.VideoClassificationTask):
+class LinearEvalTask(video_classification.VideoClassificationTask):
   """Linear evaluation (`freeze_backbone=True`) or fine-tuning of a CVRL backbone."""
-
-  def build_inputs(self, params, input_context=None):
-    return video_input.build_video_inputs(self, params, input_context)
 
   def build_model(self) -> cvrl_model.CVRLClassifier:
     config = self.task_config

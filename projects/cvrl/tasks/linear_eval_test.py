@@ -1,5 +1,6 @@
 """CVRL linear evaluation: restores only the backbone, keeps it frozen, trains the classifier."""
 
+import json
 import os
 
 import numpy as np
@@ -38,9 +39,9 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
     path = checkpoint.save(os.path.join(self.get_temp_dir(), 'pretrain', 'ckpt'))
     return path, _values(model.backbone.variables)
 
-  def _task_and_model(self, **task_overrides):
+  def _task_and_model(self, logging_dir=None, **task_overrides):
     config = tiny_configs.tiny_experiment('cvrl_linear_eval_demo', self.info, **task_overrides)
-    task = task_factory.get_task(config.task)
+    task = task_factory.get_task(config.task, logging_dir=logging_dir)
     model = task.build_model()
     task.initialize(model)
     # No warm-up, so that the very first step already moves whatever is trainable.
@@ -106,6 +107,22 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
     logs = task.validation_step((features, labels), model, metrics=task.build_metrics(False))
     self.assertBetween(float(logs['top_1_accuracy']), 0.0, 1.0)
     self.assertEqual(task.inference_step(features, model).shape.as_list(), [2, 10])
+
+  def test_evaluation_writes_the_report(self):
+    model_dir = os.path.join(self.get_temp_dir(), 'linear_eval')
+    config, task, model, _ = self._task_and_model(logging_dir=model_dir)
+    metrics = task.build_metrics(training=False)
+    state = None
+    for batch in task.build_inputs(config.task.validation_data):
+      state = task.aggregate_logs(state, task.validation_step(batch, model, metrics=metrics))
+    report = task.reduce_aggregated_logs(state, global_step=tf.Variable(3))
+    self.assertEqual(report['num_eval_videos'], self.info.num_validation)
+    top_1 = {m.name: m for m in metrics}['top_1_accuracy'].result()
+    self.assertAllClose(report['multi_view_top_1_accuracy'], top_1)
+    report_dir = os.path.join(model_dir, 'eval_report')
+    self.assertTrue(os.path.exists(os.path.join(report_dir, 'confusion_matrix_step_3.png')))
+    with open(os.path.join(report_dir, 'per_class_accuracy_step_3.json')) as f:
+      self.assertEqual(json.load(f)['num_eval_videos'], self.info.num_validation)
 
 
 if __name__ == '__main__':
