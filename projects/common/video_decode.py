@@ -17,8 +17,8 @@ CORRUPT = 'corrupt'
 TRUNCATED = 'truncated'
 ZERO_FRAMES = 'zero frames'
 
-# A container's declared duration can run a little past the last video frame (a longer audio
-# track, rounding), so only a clear shortfall counts as a cut-off file.
+# A declared duration can run a little past the last video frame (rounding, a last frame's
+# duration), so only a clear shortfall counts as a cut-off file.
 _TRUNCATION_TOLERANCE_SEC = 0.5
 _TRUNCATION_TOLERANCE_FRACTION = 0.05
 
@@ -137,13 +137,7 @@ def _timed_frames(
   except av.error.FFmpegError as e:
     reason = TRUNCATED if num_decoded else CORRUPT
     raise VideoDecodeError(path, reason, f'decode error after {num_decoded} frames: {e}') from e
-  # Containers record the length in different places (AVI: only a frame count in the header,
-  # Matroska: only the file's duration); the longest claim is the one a cut-off file breaks.
-  declared = max(
-    stream.duration * time_base if stream.duration else 0,
-    Fraction(container.duration, av.time_base) if container.duration else 0,
-    stream.frames * nominal_duration if stream.frames and nominal_duration else 0,
-  )
+  declared = _declared_duration(container, stream, nominal_duration)
   decoded_end = time + (duration or 0) if num_decoded else 0
   tolerance = max(_TRUNCATION_TOLERANCE_SEC, _TRUNCATION_TOLERANCE_FRACTION * declared)
   if declared - decoded_end > tolerance:
@@ -152,6 +146,38 @@ def _timed_frames(
       TRUNCATED,
       f'frames end at {float(decoded_end):.2f} s but the file declares {float(declared):.2f} s',
     )
+
+
+def _declared_duration(
+  container: av.container.InputContainer,
+  stream: av.VideoStream,
+  nominal_duration: Fraction | None,
+) -> Fraction:
+  """How long the file says its video stream is, in seconds (0 if it does not say).
+
+  The video stream's own claims come first: MP4 records its duration, AVI only a frame count,
+  Matroska a `DURATION` tag. The container's duration covers every stream (an audio track may
+  outlast the picture), so it stands in only when the video is the file's one stream.
+  """
+  claims = [
+    stream.duration * stream.time_base if stream.duration else 0,
+    stream.frames * nominal_duration if stream.frames and nominal_duration else 0,
+    _tag_seconds(stream.metadata.get('DURATION')),
+  ]
+  # The longest claim is the one a cut-off file breaks.
+  declared = max(claims)
+  if not declared and container.duration and len(container.streams) == 1:
+    declared = Fraction(container.duration, av.time_base)
+  return declared
+
+
+def _tag_seconds(tag: str | None) -> Fraction:
+  """Seconds in a Matroska `HH:MM:SS.fraction` duration tag; 0 if absent or malformed."""
+  try:
+    hours, minutes, seconds = (tag or '').split(':')
+    return (int(hours) * 60 + int(minutes)) * 60 + Fraction(seconds)
+  except ValueError:
+    return Fraction(0)
 
 
 def _schedule(

@@ -150,6 +150,35 @@ def test_cut_off_file_is_truncated(tmp_path, name):
   assert e.value.reason == video_decode.TRUNCATED
 
 
+def _write_with_longer_audio(path: str, num_frames: int, audio_sec: float) -> None:
+  """30 fps gray frames plus a silent AAC track that runs `audio_sec` seconds."""
+  with av.open(path, 'w') as container:
+    video = container.add_stream('libx264', rate=30)
+    video.height, video.width, video.pix_fmt = _HEIGHT, _WIDTH, 'yuv420p'
+    audio = container.add_stream('aac', rate=16000, layout='mono')
+    for frame in _gray_frames(num_frames):
+      container.mux(video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+    container.mux(video.encode())
+    for first_sample in range(0, int(audio_sec * audio.rate), 1024):
+      samples = av.AudioFrame.from_ndarray(
+        np.zeros((1, 1024), np.float32), format='fltp', layout='mono'
+      )
+      samples.sample_rate, samples.pts = audio.rate, first_sample
+      container.mux(audio.encode(samples))
+    container.mux(audio.encode())
+
+
+@pytest.mark.parametrize('name', ['v.mp4', 'v.mkv'])
+def test_audio_longer_than_the_picture_is_not_truncation(tmp_path, name):
+  # The container's duration (3 s) covers the audio; the video stream declares its own 1 s.
+  path = str(tmp_path / name)
+  _write_with_longer_audio(path, num_frames=30, audio_sec=3.0)
+  with av.open(path) as container:
+    assert container.duration / av.time_base > 2.9
+  frames = _decode(path)
+  assert [_source_index(f) for f in frames] == list(range(30))
+
+
 def test_window_after_the_end_has_zero_frames(tmp_path):
   path = _write(tmp_path, 'v.mp4', num_frames=10)
   with pytest.raises(video_decode.VideoDecodeError) as e:
