@@ -25,8 +25,9 @@ if __package__ in (None, ''):
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
+import tensorflow as tf
 
-from projects.common import video_decode
+from projects.common import tfrecords, video_decode, video_listing
 from tools import video_to_tfrecord
 
 _FPS = 30
@@ -56,21 +57,25 @@ def _peak_rss_mb() -> float:
 
 def _measure_case(video_path: str, output_dir: str, settings) -> dict:
   """Runs in a fresh process: warms up on the first frames, then converts the whole video."""
-  video = video_to_tfrecord.VideoInput(video_path, os.path.basename(video_path), 'synthetic', 0)
+  video = video_listing.ListedVideo(video_path, os.path.basename(video_path), 'synthetic')
   # Loads TensorFlow's JPEG kernels and the decoder, so the baseline holds all fixed costs.
   video_to_tfrecord.encode_video(dataclasses.replace(video, end_sec=0.2), settings)
   baseline_mb = _peak_rss_mb()
   started = time.perf_counter()
-  summary = video_to_tfrecord.convert_dataset([video], output_dir, 'bench', settings, num_shards=1)
+  summary = video_to_tfrecord.convert_dataset(
+    [video], {'synthetic': 0}, output_dir, 'bench', settings, num_shards=1
+  )
   seconds = time.perf_counter() - started
-  if summary['failed']:
-    raise RuntimeError(f'{video_path} failed to convert: see {output_dir}/errors.csv')
-  shard_path = os.path.join(output_dir, summary['shards'][0])
+  peak_mb = _peak_rss_mb()
+  if not summary.ok:
+    raise RuntimeError(f'{video_path} failed to convert: {summary.errors}')
+  shard_path = summary.shard_paths[0]
+  (serialized,) = tf.data.TFRecordDataset(shard_path)
   return {
-    'frames': summary['frames_written'],
+    'frames': len(tfrecords.parse_video_example(serialized)[tfrecords.IMAGE_KEY]),
     'seconds': seconds,
     'baseline_mb': baseline_mb,
-    'peak_mb': _peak_rss_mb(),
+    'peak_mb': peak_mb,
     'shard_mb': os.path.getsize(shard_path) / 2**20,
   }
 

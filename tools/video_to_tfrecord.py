@@ -4,29 +4,28 @@ Usage (from the repo root; `python -m tools.video_to_tfrecord` works the same):
   python tools/video_to_tfrecord.py --input=train.csv --output_dir=/data/k400/train \
     --short_side=256 --num_workers=8
 
-`--input` is a CSV with header `path,label[,start,end]` (paths relative to the CSV's folder,
-start/end in seconds, optional per row) or a folder of class sub-folders holding video files.
-Output in `--output_dir`: `<name>-0000i-of-0000N.tfrecord` shards, `label_map.json`, `errors.csv`
-(every input that failed, with the reason) and `summary.json`. Each shard is written under a
-temporary name, renamed when complete and recorded in a hidden `.<shard>.done.json`; a rerun
-with the same inputs and settings keeps complete shards and redoes the rest. Exit code 1 when
-any input failed (unless --allow_failures), 2 for bad arguments or inputs.
+`--input` is a CSV `path,label[,start,end]` (header optional; paths relative to the CSV's folder,
+start/end in seconds, optional per row) or a folder of class sub-folders holding video files
+(projects/common/video_listing.py). Output in `--output_dir`: `<name>-0000i-of-0000N.tfrecord`
+shards, `label_map.json`, `errors.csv` and `summary.json` (projects/common/sharded_conversion.py
+writes them). A video goes to the shard a hash of its path picks, so adding videos redoes only
+their shards. errors.csv has a row for every video not written, with its kind (`failed`: it
+cannot be decoded; `crashed`: it killed its worker process, e.g. out of memory; `write`: writing
+its shard failed) and reason; both reports are written even when the run itself fails. A
+complete shard is recorded in a hidden `.<shard>.done.json` with its size and CRC-32; a rerun with
+the same inputs and settings keeps shards that match and redoes the rest, and skips videos that
+crashed a worker before (delete `.crashed.json` to retry them). Exit code 1 when any video was not
+written (unless --allow_failures), 2 for bad arguments or inputs.
 """
 
 import argparse
-import concurrent.futures
-import csv
 import dataclasses
-import glob
-import hashlib
 import json
 import math
-import multiprocessing
 import os
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,16 +36,15 @@ if __package__ in (None, ''):
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
-import tensorflow as tf
-import tqdm
 
-from projects.common import tfrecords, video_decode
+from projects.common import sharded_conversion, tfrecords, video_decode, video_listing
+from projects.common.video_listing import (
+  VIDEO_EXTENSIONS,  # noqa: F401  (tools/extract_features.py imports it from here)
+  ListedVideo,
+  ListingError,
+)
 
-VIDEO_EXTENSIONS = ('.mp4', '.avi', '.webm', '.mkv', '.mov')
 LABEL_MAP_FILE = 'label_map.json'
-ERRORS_FILE = 'errors.csv'
-SUMMARY_FILE = 'summary.json'
-CSV_COLUMNS = ('path', 'label', 'start', 'end')
 # Enough shards for parallel conversion and shuffling on any machine, chosen without looking at
 # the machine so that a rerun elsewhere resumes the same shards.
 _MIN_AUTO_SHARDS = 16
@@ -54,19 +52,7 @@ _VIDEOS_PER_AUTO_SHARD = 100
 
 
 class InputError(ValueError):
-  """The input listing or label map is unusable; nothing has been converted."""
-
-
-@dataclasses.dataclass(frozen=True)
-class VideoInput:
-  """One video (or clip of it) to convert."""
-
-  path: str  # Where to open the file.
-  video_id: str  # The path as the input listed it; written as `video/id`.
-  label: str
-  label_index: int = -1
-  start_sec: float | None = None
-  end_sec: float | None = None
+  """The label map is unusable; nothing has been converted."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,74 +71,13 @@ class ConversionSettings:
     }
 
 
-def list_inputs(input_path: str) -> tuple[list[VideoInput], list[str]]:
-  """Videos listed by a CSV or found in a folder of class folders, and files ignored there."""
-  if os.path.isdir(input_path):
-    return _list_folder(input_path)
-  if os.path.isfile(input_path):
-    return _read_csv(input_path), []
-  raise InputError(f'--input {input_path!r} is neither a CSV file nor a folder')
+@dataclasses.dataclass(frozen=True)
+class VideoInput:
+  """What a worker converts: one listed video (or clip) with its label index and the settings."""
 
-
-def _read_csv(csv_path: str) -> list[VideoInput]:
-  root = os.path.dirname(os.path.abspath(csv_path))
-  with open(csv_path, newline='', encoding='utf-8') as f:
-    reader = csv.DictReader(f, skipinitialspace=True)
-    columns = [c.strip() for c in reader.fieldnames or []]
-    unknown = [c for c in columns if c not in CSV_COLUMNS]
-    if 'path' not in columns or 'label' not in columns or unknown:
-      raise InputError(
-        f'{csv_path}: header is {",".join(columns) or "empty"}; '
-        'expected path,label with optional start,end'
-      )
-    reader.fieldnames = columns
-    videos = []
-    for row in reader:
-      where = f'{csv_path}:{reader.line_num}'
-      path, label = (row['path'] or '').strip(), (row['label'] or '').strip()
-      if not path or not label:
-        raise InputError(f'{where}: row needs both a path and a label, got {row}')
-      start_sec = _parse_seconds(row.get('start'), where, 'start')
-      end_sec = _parse_seconds(row.get('end'), where, 'end')
-      if start_sec is not None and end_sec is not None and end_sec <= start_sec:
-        raise InputError(f'{where}: end {end_sec} s is not after start {start_sec} s')
-      videos.append(
-        VideoInput(os.path.join(root, path), path, label, start_sec=start_sec, end_sec=end_sec)
-      )
-  if not videos:
-    raise InputError(f'{csv_path}: lists no videos')
-  return videos
-
-
-def _parse_seconds(value: str | None, where: str, column: str) -> float | None:
-  if value is None or not value.strip():
-    return None
-  try:
-    seconds = float(value)
-  except ValueError:
-    raise InputError(f'{where}: {column} {value!r} is not a number of seconds') from None
-  if not math.isfinite(seconds) or seconds < 0:
-    raise InputError(f'{where}: {column} {value!r} must be a finite, non-negative number')
-  return seconds
-
-
-def _list_folder(root: str) -> tuple[list[VideoInput], list[str]]:
-  videos, ignored = [], []
-  for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-    dirnames.sort()
-    for filename in sorted(filenames):
-      video_id = Path(os.path.relpath(os.path.join(dirpath, filename), root)).as_posix()
-      is_video = filename.lower().endswith(VIDEO_EXTENSIONS)
-      if is_video and '/' in video_id:
-        label = video_id.split('/', 1)[0]
-        videos.append(VideoInput(os.path.join(dirpath, filename), video_id, label))
-      else:
-        ignored.append(video_id)
-  if not videos:
-    raise InputError(
-      f'{root}: no class sub-folder holds a video file ({", ".join(VIDEO_EXTENSIONS)})'
-    )
-  return videos, ignored
+  video: ListedVideo
+  label_index: int
+  settings: ConversionSettings
 
 
 def load_label_map(path: str) -> dict[str, int]:
@@ -172,16 +97,15 @@ def load_label_map(path: str) -> dict[str, int]:
   return loaded
 
 
-def apply_label_map(videos: Sequence[VideoInput], label_map: dict[str, int], source: str):
-  """Sets each video's label index; fails naming every label the map lacks."""
+def check_labels(videos: Sequence[ListedVideo], label_map: dict[str, int], source: str) -> None:
+  """Fails naming every label the map lacks."""
   missing = Counter(v.label for v in videos if v.label not in label_map)
   if missing:
     listed = ', '.join(f'{label!r} ({n} videos)' for label, n in sorted(missing.items()))
     raise InputError(f'label(s) not in label map {source}: {listed}')
-  return [dataclasses.replace(v, label_index=label_map[v.label]) for v in videos]
 
 
-def encode_video(video: VideoInput, settings: ConversionSettings) -> list[bytes]:
+def encode_video(video: ListedVideo, settings: ConversionSettings) -> list[bytes]:
   """Decodes, resizes, resamples and JPEG-encodes one video, a frame at a time."""
   encoded = []
   for frame, repeats in video_decode.iter_frames(
@@ -196,115 +120,69 @@ def encode_video(video: VideoInput, settings: ConversionSettings) -> list[bytes]
   return encoded
 
 
-# Progress callback: (videos finished, frames written, videos failed) since the last call.
-Progress = Callable[[int, int, int], None]
-
-
-def convert_shard(
-  shard_path: str,
-  videos: Sequence[VideoInput],
-  settings: ConversionSettings,
-  progress: Progress,
-) -> dict:
-  """Writes one shard unless an earlier run completed it; returns its record.
-
-  The record (also the `.done.json` sidecar) lists converted video ids, failures with reasons,
-  frame and record counts, the hash of inputs + settings it was made from, and `reused`.
-  """
-  input_hash = _shard_hash(shard_path, videos, settings)
-  done = _read_done_record(shard_path, input_hash)
-  if done is not None:
-    progress(len(videos), done['frames'], len(done['failures']))
-    return {**done, 'reused': True}
-  done_path = _done_path(shard_path)
-  if os.path.exists(done_path):
-    os.remove(done_path)
-  video_ids, failures, num_frames = [], [], 0
-  temp_path = _hidden_path(shard_path, '.tmp')
-  with tf.io.TFRecordWriter(temp_path) as writer:
-    for video in videos:
-      try:
-        serialized, num_video_frames = _serialize_video(video, settings)
-      # Any error, even an unexpected one, fails just this video and is reported with it.
-      except Exception as e:
-        failures.append({'path': video.video_id, 'reason': _failure_reason(e)})
-        progress(1, 0, 1)
-        continue
-      writer.write(serialized)
-      # Not held while the next video is encoded: memory stays bounded by one video.
-      del serialized
-      video_ids.append(video.video_id)
-      num_frames += num_video_frames
-      progress(1, num_video_frames, 0)
-  os.replace(temp_path, shard_path)
-  record = {
-    'shard': os.path.basename(shard_path),
-    'input_hash': input_hash,
-    'num_records': len(video_ids),
-    'frames': num_frames,
-    'video_ids': video_ids,
-    'failures': failures,
-  }
-  _write_json(done_path, record)
-  return {**record, 'reused': False}
-
-
-def _serialize_video(video: VideoInput, settings: ConversionSettings) -> tuple[bytes, int]:
-  """The video's serialized SequenceExample and its number of frames."""
-  frames = encode_video(video, settings)
-  example = tfrecords.make_video_example(frames, [video.label_index], [video.label], video.video_id)
+def convert_video(video_input: VideoInput) -> sharded_conversion.ItemResult:
+  """One video's serialized SequenceExample; ItemFailed (`reason: detail`) if it cannot decode."""
+  video = video_input.video
+  try:
+    frames = encode_video(video, video_input.settings)
+  except video_decode.VideoDecodeError as error:
+    reason = f'{error.reason}: {error.detail}' if error.detail else error.reason
+    raise sharded_conversion.ItemFailed(reason) from error
+  example = tfrecords.make_video_example(
+    frames, [video_input.label_index], [video.label], video.video_id
+  )
   # Deterministic map order, as in tfrecords.write_sharded: reruns give byte-identical shards.
-  return example.SerializeToString(deterministic=True), len(frames)
+  return sharded_conversion.ItemResult([example.SerializeToString(deterministic=True)])
 
 
-def _failure_reason(error: Exception) -> str:
-  """`category: detail`; the category before the colon is what summary.json counts."""
-  if isinstance(error, video_decode.VideoDecodeError):
-    return f'{error.reason}: {error.detail}' if error.detail else error.reason
-  return f'error: {error!r}'
-
-
-def _hidden_path(shard_path: str, suffix: str) -> str:
-  # A leading dot keeps helper files out of `name-*` globs that select the shards.
-  directory, basename = os.path.split(shard_path)
-  return os.path.join(directory, f'.{basename}{suffix}')
-
-
-def _done_path(shard_path: str) -> str:
-  return _hidden_path(shard_path, '.done.json')
-
-
-def _shard_hash(shard_path: str, videos: Sequence[VideoInput], settings: ConversionSettings) -> str:
-  # File size and mtime stand in for content: a replaced or newly added file redoes its shard.
-  def stat(path):
-    try:
-      info = os.stat(path)
-    except OSError:
-      return None
-    return [info.st_size, info.st_mtime_ns]
-
-  identity = {
-    'shard': os.path.basename(shard_path),
-    'settings': settings.to_json(),
-    'videos': [[*dataclasses.astuple(v), stat(v.path)] for v in videos],
-  }
-  return hashlib.sha256(json.dumps(identity, sort_keys=True).encode('utf-8')).hexdigest()
-
-
-def _read_done_record(shard_path: str, input_hash: str) -> dict | None:
-  """The sidecar record if it matches `input_hash` and the shard reads back whole."""
+def _fingerprint(video: ListedVideo, label_index: int) -> str:
+  # File size and mtime stand in for content: a replaced file redoes its shard.
   try:
-    with open(_done_path(shard_path), encoding='utf-8') as f:
-      record = json.load(f)
-  except (OSError, ValueError):
-    return None
-  if record.get('input_hash') != input_hash or not os.path.exists(shard_path):
-    return None
-  try:
-    num_records = int(tf.data.TFRecordDataset(shard_path).reduce(0, lambda n, _: n + 1))
-  except tf.errors.OpError:
-    return None
-  return record if num_records == record.get('num_records') else None
+    info = os.stat(video.path)
+    stat = [info.st_size, info.st_mtime_ns]
+  except OSError:
+    stat = None
+  return json.dumps([video.label, label_index, stat])
+
+
+def default_num_shards(num_videos: int) -> int:
+  return min(num_videos, max(_MIN_AUTO_SHARDS, math.ceil(num_videos / _VIDEOS_PER_AUTO_SHARD)))
+
+
+def convert_dataset(
+  videos: Sequence[ListedVideo],
+  label_map: dict[str, int],
+  output_dir: str,
+  name: str,
+  settings: ConversionSettings,
+  num_shards: int,
+  num_workers: int = 0,
+  ignored_files: Sequence[str] = (),
+) -> sharded_conversion.ConversionSummary:
+  """Converts `videos` into shards with errors.csv and summary.json; returns the summary.
+
+  `num_workers=0` converts in this process. `ignored_files` (files in the input folder that are
+  not listed) are named in summary.json.
+  """
+  items = [
+    sharded_conversion.Item(
+      video.key,
+      VideoInput(video, label_map[video.label], settings),
+      _fingerprint(video, label_map[video.label]),
+    )
+    for video in videos
+  ]
+  return sharded_conversion.run_conversion(
+    items,
+    convert_video,
+    output_dir,
+    file_prefix=name,
+    num_shards=num_shards,
+    num_workers=num_workers,
+    settings=settings.to_json(),
+    progress_desc=name,
+    extra_summary={'name': name, 'label_map': LABEL_MAP_FILE, 'ignored_files': list(ignored_files)},
+  )
 
 
 def _write_json(path: str, value) -> None:
@@ -313,143 +191,6 @@ def _write_json(path: str, value) -> None:
     json.dump(value, f, indent=2)
     f.write('\n')
   os.replace(temp_path, path)
-
-
-def default_num_shards(num_videos: int) -> int:
-  return min(num_videos, max(_MIN_AUTO_SHARDS, math.ceil(num_videos / _VIDEOS_PER_AUTO_SHARD)))
-
-
-def convert_dataset(
-  videos: Sequence[VideoInput],
-  output_dir: str,
-  name: str,
-  settings: ConversionSettings,
-  num_shards: int,
-  num_workers: int = 1,
-  ignored_files: Sequence[str] = (),
-) -> dict:
-  """Converts `videos` (label indices set) into shards; writes errors.csv and summary.json.
-
-  Videos go round-robin to shards so that every shard mixes classes. `ignored_files` (files in
-  the input that are not videos) are listed in the summary, which is returned.
-  """
-  started = time.monotonic()
-  os.makedirs(output_dir, exist_ok=True)
-  paths = tfrecords.shard_paths(os.path.join(output_dir, name), num_shards)
-  tasks = [(path, videos[i::num_shards], settings) for i, path in enumerate(paths)]
-  stale = sorted(set(glob.glob(os.path.join(output_dir, f'{name}-*-of-*.tfrecord'))) - set(paths))
-  if stale:
-    print(
-      f'warning: {len(stale)} shard(s) in {output_dir} are not part of this {num_shards}-shard '
-      f'output (an earlier --num_shards?), e.g. {os.path.basename(stale[0])}; delete them so '
-      f"a '{name}-*' pattern does not pick them up",
-      file=sys.stderr,
-    )
-  with tqdm.tqdm(total=len(videos), unit='video', desc=name, dynamic_ncols=True) as bar:
-    totals = Counter()
-
-    def progress(num_videos: int, num_frames: int, num_failed: int) -> None:
-      totals.update(frames=num_frames, failed=num_failed)
-      elapsed = max(time.monotonic() - started, 1e-6)
-      bar.set_postfix(
-        frames=totals['frames'],
-        frames_per_s=f'{totals["frames"] / elapsed:.0f}',
-        failed=totals['failed'],
-        refresh=False,
-      )
-      bar.update(num_videos)
-
-    if num_workers <= 1:
-      records = [convert_shard(*task, progress) for task in tasks]
-    else:
-      records = _convert_in_processes(tasks, min(num_workers, num_shards), progress)
-  summary = _write_reports(records, videos, output_dir, name, settings, paths)
-  summary['ignored_files'] = list(ignored_files)
-  summary['seconds'] = round(time.monotonic() - started, 2)
-  _write_json(os.path.join(output_dir, SUMMARY_FILE), summary)
-  return summary
-
-
-_worker_progress_queue = None
-
-
-def _init_worker(queue) -> None:
-  global _worker_progress_queue
-  _worker_progress_queue = queue
-  # Workers only encode JPEG on the CPU; N of them each claiming a GPU's memory would fail.
-  tf.config.set_visible_devices([], 'GPU')
-
-
-def _convert_shard_in_worker(shard_path, videos, settings) -> dict:
-  return convert_shard(
-    shard_path, videos, settings, lambda *counts: _worker_progress_queue.put(counts)
-  )
-
-
-def _convert_in_processes(tasks, num_workers: int, progress: Progress) -> list[dict]:
-  # Spawned, not forked: forking a process that has run TensorFlow can deadlock the child.
-  context = multiprocessing.get_context('spawn')
-  queue = context.Queue()
-  records = [None] * len(tasks)
-  with concurrent.futures.ProcessPoolExecutor(
-    num_workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
-  ) as executor:
-    futures = {executor.submit(_convert_shard_in_worker, *task): i for i, task in enumerate(tasks)}
-    pending = set(futures)
-    while pending:
-      finished, pending = concurrent.futures.wait(pending, timeout=0.2)
-      _drain(queue, progress)
-      for future in finished:
-        records[futures[future]] = _record_or_crash(future, tasks[futures[future]])
-  _drain(queue, progress)
-  return records
-
-
-def _drain(queue, progress: Progress) -> None:
-  while not queue.empty():
-    progress(*queue.get())
-
-
-def _record_or_crash(future: concurrent.futures.Future, task) -> dict:
-  """The shard's record, or one failing all its videos if the worker died (e.g. out of memory)."""
-  try:
-    return future.result()
-  except concurrent.futures.process.BrokenProcessPool as error:
-    reason = f'worker crashed: {error}'
-  shard_path, videos, _ = task
-  return {
-    'shard': os.path.basename(shard_path),
-    'num_records': 0,
-    'frames': 0,
-    'video_ids': [],
-    'failures': [{'path': v.video_id, 'reason': reason} for v in videos],
-    'reused': False,
-  }
-
-
-def _write_reports(records, videos, output_dir, name, settings, paths) -> dict:
-  failures = [f for r in records for f in r['failures']]
-  with open(os.path.join(output_dir, ERRORS_FILE), 'w', newline='', encoding='utf-8') as f:
-    writer = csv.DictWriter(f, fieldnames=['path', 'reason'])
-    writer.writeheader()
-    writer.writerows(failures)
-  converted = sum(r['num_records'] for r in records)
-  if converted + len(failures) != len(videos):
-    raise RuntimeError(
-      f'{output_dir}: {converted} converted + {len(failures)} failed != {len(videos)} inputs'
-    )
-  return {
-    'name': name,
-    'settings': settings.to_json(),
-    'inputs': len(videos),
-    'converted': converted,
-    'failed': len(failures),
-    'frames_written': sum(r['frames'] for r in records),
-    'failures_by_reason': dict(Counter(f['reason'].split(':', 1)[0] for f in failures)),
-    'shards': [os.path.basename(p) for p in paths],
-    'shards_reused': sum(r['reused'] for r in records),
-    'errors_csv': ERRORS_FILE,
-  }
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -466,7 +207,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     '(at most one per video)',
   )
   parser.add_argument(
-    '--num_workers', type=int, default=os.cpu_count(), help='processes (default: CPU count)'
+    '--num_workers',
+    type=int,
+    default=os.cpu_count(),
+    help='worker processes (default: CPU count); 0 converts in this process, where a video '
+    'that crashes the process ends the run',
   )
   parser.add_argument(
     '--short_side', type=int, default=256, help='resize so the short side has this many px; 0 keeps'
@@ -484,6 +229,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     '--allow_failures', action='store_true', help='exit 0 even when some inputs failed'
   )
   args = parser.parse_args(argv)
+  if args.num_workers < 0:
+    parser.error(f'--num_workers must be 0 or more, got {args.num_workers}')
   if args.num_shards is not None and args.num_shards < 1:
     parser.error(f'--num_shards must be at least 1, got {args.num_shards}')
   if args.short_side < 0:
@@ -498,14 +245,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parse_args(argv)
   try:
-    videos, ignored = list_inputs(args.input)
+    listing = video_listing.list_videos(args.input, require_labels=True)
+    videos = listing.videos
     if args.label_map:
       label_map, source = load_label_map(args.label_map), args.label_map
     else:
       label_map = {label: i for i, label in enumerate(sorted({v.label for v in videos}))}
       source = f'built from {args.input}'
-    videos = apply_label_map(videos, label_map, source)
-  except (InputError, OSError) as e:
+    check_labels(videos, label_map, source)
+  except (ListingError, InputError, OSError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
   os.makedirs(args.output_dir, exist_ok=True)
@@ -518,25 +266,36 @@ def main(argv: Sequence[str] | None = None) -> int:
   settings = ConversionSettings(args.short_side or None, args.fps, args.jpeg_quality)
   summary = convert_dataset(
     videos,
+    label_map,
     args.output_dir,
     name,
     settings,
     args.num_shards or default_num_shards(len(videos)),
     args.num_workers,
-    ignored,
+    listing.ignored,
   )
+  not_written = summary.failed + summary.crashed + summary.write
   print(
-    f'{summary["inputs"]} inputs: {summary["converted"]} converted, {summary["failed"]} failed, '
-    f'{summary["frames_written"]} frames in {len(summary["shards"])} shards '
-    f'({summary["shards_reused"]} reused from an earlier run) in {summary["seconds"]} s'
+    f'{summary.inputs} inputs: {summary.written} converted, {not_written} failed, in '
+    f'{len(summary.shard_paths)} shards ({summary.shards_reused} reused from an earlier run) in '
+    f'{summary.seconds} s'
   )
-  for reason, count in sorted(summary['failures_by_reason'].items()):
-    print(f'  failed, {reason}: {count}')
-  if ignored:
-    print(f'  ignored {len(ignored)} non-video or unlabelled file(s), e.g. {ignored[0]}')
-  print(f'wrote {LABEL_MAP_FILE}, {ERRORS_FILE} and {SUMMARY_FILE} in {args.output_dir}')
-  if summary['failed'] and not args.allow_failures:
-    print(f'error: {summary["failed"]} input(s) failed; see {ERRORS_FILE}', file=sys.stderr)
+  reasons = Counter((kind, reason.split(':', 1)[0]) for _, kind, reason in summary.errors)
+  for (kind, reason), count in sorted(reasons.items()):
+    print(f'  {kind}, {reason}: {count}')
+  if listing.ignored:
+    print(
+      f'  ignored {len(listing.ignored)} non-video or unlabelled file(s), e.g. {listing.ignored[0]}'
+    )
+  print(
+    f'wrote {LABEL_MAP_FILE}, {sharded_conversion.ERRORS_FILE} and '
+    f'{sharded_conversion.SUMMARY_FILE} in {args.output_dir}'
+  )
+  if not summary.ok and not args.allow_failures:
+    print(
+      f'error: {not_written} input(s) not written; see {sharded_conversion.ERRORS_FILE}',
+      file=sys.stderr,
+    )
     return 1
   return 0
 

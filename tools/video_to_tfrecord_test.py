@@ -1,10 +1,11 @@
 """Tests for tools/video_to_tfrecord.py: round trips, failure reporting, resuming, CLI."""
 
-import concurrent.futures
 import csv
+import errno
 import glob
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from projects.common import tfrecords, video_decode
+from projects.common import sharded_conversion, tfrecords, video_decode
 from tools import video_to_tfrecord
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,7 @@ def _write_csv(path, rows, columns=('path', 'label')) -> str:
 
 
 def _run(*args: str) -> int:
-  return video_to_tfrecord.main(['--num_workers=1', *args])
+  return video_to_tfrecord.main(['--num_workers=0', *args])
 
 
 def _records(output_dir) -> list[dict]:
@@ -50,9 +51,9 @@ def _read_json(path):
     return json.load(f)
 
 
-def _errors(output_dir) -> dict[str, str]:
+def _errors(output_dir, kind='failed') -> dict[str, str]:
   with open(os.path.join(output_dir, 'errors.csv'), newline='') as f:
-    return {row['path']: row['reason'] for row in csv.DictReader(f)}
+    return {row['input']: row['reason'] for row in csv.DictReader(f) if row['kind'] == kind}
 
 
 @pytest.mark.parametrize(
@@ -93,9 +94,11 @@ def _check_bad_inputs_reported(out) -> None:
   assert errors['empty.mp4'].startswith('empty file')
   assert errors['missing.mp4'].startswith('missing file')
   summary = _read_json(out / 'summary.json')
-  assert (summary['inputs'], summary['converted'], summary['failed']) == (4, 1, 3)
-  assert summary['frames_written'] == 12
-  assert [r[tfrecords.VIDEO_ID_KEY].numpy() for r in _records(out)] == [b'good.mp4']
+  assert (summary['inputs'], summary['written'], summary['failed']) == (4, 1, 3)
+  assert summary['by_reason']['failed'] == {'unreadable': 1, 'empty file': 1, 'missing file': 1}
+  (record,) = _records(out)
+  assert record[tfrecords.VIDEO_ID_KEY].numpy() == b'good.mp4'
+  assert len(record[tfrecords.IMAGE_KEY]) == 12
 
 
 def test_bad_inputs_are_listed_and_fail_the_run_unless_allowed(tmp_path):
@@ -131,7 +134,7 @@ def test_script_with_worker_processes(tmp_path):
   _check_bad_inputs_reported(out)
 
 
-def test_resume_skips_complete_shards_and_redoes_the_rest(tmp_path, capsys):
+def test_resume_skips_complete_shards_and_redoes_the_rest(tmp_path, capsys, monkeypatch):
   for i in range(4):
     _write_video(tmp_path / 'videos' / f'class{i % 2}' / f'v{i}.mp4', num_frames=3)
   out = tmp_path / 'out'
@@ -146,7 +149,14 @@ def test_resume_skips_complete_shards_and_redoes_the_rest(tmp_path, capsys):
 
   assert _run(*args) == 0
   first = mtimes()
-  assert _run(*args) == 0
+
+  def no_parsing(*args, **kwargs):
+    raise AssertionError('a shard was read as TFRecords to check it')
+
+  # Kept shards are checked by size and CRC-32 alone, not by reading their records.
+  with monkeypatch.context() as patch:
+    patch.setattr(tf.data, 'TFRecordDataset', no_parsing)
+    assert _run(*args) == 0
   assert mtimes() == first
   assert reused() == 2
 
@@ -156,7 +166,10 @@ def test_resume_skips_complete_shards_and_redoes_the_rest(tmp_path, capsys):
   assert mtimes()[1] == first[1]
 
   with open(shard1, 'r+b') as f:
-    f.truncate(os.path.getsize(shard1) - 10)
+    f.seek(os.path.getsize(shard1) // 2)
+    byte = f.read(1)
+    f.seek(-1, os.SEEK_CUR)
+    f.write(bytes([byte[0] ^ 0xFF]))  # Same size: only the checksum tells.
   assert _run(*args) == 0
   assert reused() == 1
   assert len(_records(out)) == 4
@@ -229,13 +242,95 @@ def test_bad_csv_is_rejected_naming_the_problem(tmp_path, capsys, columns, row, 
   assert 'list.csv' in err
 
 
-def test_crashed_worker_fails_its_shard_videos():
-  videos = [video_to_tfrecord.VideoInput(f'/v{i}.mp4', f'v{i}.mp4', 'a') for i in range(2)]
-  future = concurrent.futures.Future()
-  future.set_exception(concurrent.futures.process.BrokenProcessPool('killed'))
-  record = video_to_tfrecord._record_or_crash(
-    future, ('/out/x-00000-of-00001.tfrecord', videos, None)
+def test_adding_a_video_redoes_only_its_shard(tmp_path):
+  for i in range(6):
+    _write_video(tmp_path / 'videos' / f'class{i % 2}' / f'v{i}.mp4', num_frames=2)
+  out = tmp_path / 'out'
+  args = [f'--input={tmp_path / "videos"}', f'--output_dir={out}', '--num_shards=4']
+  assert _run(*args) == 0
+  shards = tfrecords.shard_paths(str(out / 'videos'), 4)
+  before = [os.stat(path).st_mtime_ns for path in shards]
+
+  _write_video(tmp_path / 'videos' / 'class0' / 'v6.mp4', num_frames=2)
+  assert _run(*args) == 0
+
+  after = [os.stat(path).st_mtime_ns for path in shards]
+  redone = [i for i in range(4) if after[i] != before[i]]
+  assert redone == [sharded_conversion.shard_index('class0/v6.mp4', 4)]
+  assert _read_json(out / 'summary.json')['shards_reused'] == 3
+  assert len(_records(out)) == 7
+
+
+_convert_video = video_to_tfrecord.convert_video
+
+
+def _convert_or_die(video_input):
+  """convert_video, but a video named `killer*` kills its process as the out-of-memory killer."""
+  if os.path.basename(video_input.video.video_id).startswith('killer'):
+    os.kill(os.getpid(), signal.SIGKILL)
+  return _convert_video(video_input)
+
+
+class _FullDiskWriter:
+  def __init__(self, path):
+    self.path = path
+
+  def write(self, record):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.path)
+
+  def close(self):
+    pass
+
+
+def test_writer_failure_and_worker_killing_video_are_reported_and_rerun_converts_the_rest(
+  tmp_path, monkeypatch
+):
+  names = ['good.mp4', 'corrupt.mp4', 'killer.mp4', *[f'v{i}.mp4' for i in range(5)]]
+  for name in names:
+    if name != 'corrupt.mp4':
+      _write_video(tmp_path / name, num_frames=3)
+  (tmp_path / 'corrupt.mp4').write_bytes(b'not a video' * 100)
+  listing = _write_csv(tmp_path / 'list.csv', [(name, 'a') for name in names])
+  out = tmp_path / 'out'
+  args = [f'--input={listing}', f'--output_dir={out}', '--num_shards=3']
+  shards = tfrecords.shard_paths(str(out / 'list'), 3)
+  full_shard = next(i for i in range(3) if i != sharded_conversion.shard_index('killer.mp4', 3))
+  lost = sorted(
+    name
+    for name in names
+    if sharded_conversion.shard_index(name, 3) == full_shard and name != 'corrupt.mp4'
   )
-  assert record['num_records'] == 0
-  assert [f['path'] for f in record['failures']] == ['v0.mp4', 'v1.mp4']
-  assert record['failures'][0]['reason'].startswith('worker crashed')
+  real_open_writer = sharded_conversion._open_writer
+  monkeypatch.setattr(
+    sharded_conversion,
+    '_open_writer',
+    lambda path: (
+      _FullDiskWriter(path)
+      if path.endswith(os.path.basename(shards[full_shard]) + '.tmp')
+      else real_open_writer(path)
+    ),
+  )
+  # Worker processes unpickle the function by name, so they run the test's version too.
+  monkeypatch.setattr(video_to_tfrecord, 'convert_video', _convert_or_die)
+
+  assert video_to_tfrecord.main([*args, '--num_workers=1']) == 1
+
+  assert _errors(out, 'crashed') == {
+    'killer.mp4': 'killed its worker process (killed by SIGKILL, e.g. out of memory)'
+  }
+  assert sorted(_errors(out, 'write')) == lost
+  assert all('No space left on device' in r for r in _errors(out, 'write').values())
+  assert list(_errors(out, 'failed')) == ['corrupt.mp4']
+  summary = _read_json(out / 'summary.json')
+  assert summary['crashed'] == 1 and summary['write'] == len(lost) and summary['failed'] == 1
+  assert summary['written'] == len(names) - 2 - len(lost)
+
+  monkeypatch.undo()
+  # In this process: retrying the killer would end the test run, so this also shows it is skipped.
+  assert _run(*args) == 1
+  assert _errors(out, 'crashed')['killer.mp4'].startswith('skipped: killed its worker process')
+  assert not _errors(out, 'write')
+  assert sorted(r[tfrecords.VIDEO_ID_KEY].numpy().decode() for r in _records(out)) == sorted(
+    set(names) - {'corrupt.mp4', 'killer.mp4'}
+  )
+  assert _read_json(out / 'summary.json')['shards_reused'] == 2

@@ -286,7 +286,6 @@ class _Run:
   def accept(self, shard: _Shard, position: int, outcome: Outcome) -> None:
     """Takes one input's outcome; writes outcomes to the shard in its fixed order."""
     shard.outcomes[position] = outcome
-    self._advance(1)
     while shard.next_position in shard.outcomes:
       item = shard.items[shard.next_position]
       kind, value = shard.outcomes.pop(shard.next_position)
@@ -297,6 +296,7 @@ class _Run:
         self._add_row(shard, item.key, kind, value)
     if shard.next_position == len(shard.items):
       self._finish(shard)
+    self._advance(1)
 
   def _write(self, shard: _Shard, item: Item, result: ItemResult) -> None:
     for reason in result.dropped:
