@@ -1,6 +1,6 @@
 """Digit scenes: a built-in, seeded detection dataset of real MNIST digits pasted on real photos.
 
-Each image is a random crop of a photograph that an installed package ships, with 1 to a few
+Each image is a random crop of a photograph that an installed package ships, with a few
 coloured MNIST digits pasted on it at random sizes and positions. Later digits cover earlier
 ones, and every instance mask is exactly the instance's visible pixels, so masks of one image
 are disjoint and boxes are tight around them. The data is written once as COCO JSON plus JPEG
@@ -10,6 +10,7 @@ images, then converted to TFRecords by the same converter users run on their own
 import argparse
 import colorsys
 import dataclasses
+import glob
 import importlib.resources
 import io
 import json
@@ -23,6 +24,7 @@ from PIL import Image
 from pycocotools import mask as mask_util
 
 from projects.common.datasets import cache, moving_mnist
+from projects.common.detection import coco_conversion
 
 # Bump whenever generation changes, so stale caches land in a different folder.
 VERSION = 1
@@ -271,11 +273,37 @@ def write_coco_split(
   return len(annotations)
 
 
-def _relative_paths(split: str) -> dict[str, str]:
+def _relative_paths(split: str, num_shards: int) -> dict[str, str]:
   return {
     'image_dir': os.path.join(split, 'images'),
     'annotation_file': os.path.join('annotations', f'instances_{split}.json'),
+    'tfrecord_dir': os.path.join('tfrecords', split),
+    # The shard names `coco_conversion.convert_coco` gives the annotation file's records.
+    'tfrecord_pattern': os.path.join(
+      'tfrecords', split, f'instances_{split}-*-of-{num_shards:05d}.tfrecord'
+    ),
   }
+
+
+def convert_split(directory: str, split: str, num_shards: int) -> list[str]:
+  """Converts one split's COCO JSON and images to TFRecords with masks, as a user would."""
+  paths = {k: os.path.join(directory, v) for k, v in _relative_paths(split, num_shards).items()}
+  summary = coco_conversion.convert_coco(
+    paths['image_dir'],
+    paths['annotation_file'],
+    paths['tfrecord_dir'],
+    num_shards=num_shards,
+    include_masks=True,
+    # In this process: spawning workers costs more than the few small images save.
+    num_workers=0,
+  )
+  if summary.dropped or sorted(summary.shard_paths) != sorted(glob.glob(paths['tfrecord_pattern'])):
+    raise RuntimeError(
+      f'converting {paths["annotation_file"]} dropped {summary.dropped} annotations or wrote '
+      f'shards {summary.shard_paths} not matching {paths["tfrecord_pattern"]}; see '
+      f'{paths["tfrecord_dir"]}/errors.csv'
+    )
+  return [os.path.relpath(p, directory) for p in sorted(summary.shard_paths)]
 
 
 def _generate(directory: str, params: dict) -> dict:
@@ -285,9 +313,9 @@ def _generate(directory: str, params: dict) -> dict:
   photos = load_background_photos()
   pools = dict(zip(SPLITS, moving_mnist.split_digit_indices(labels), strict=True))
   os.makedirs(os.path.join(directory, 'annotations'))
-  num_instances = {}
+  num_instances, files = {}, {}
   for split in SPLITS:
-    paths = _relative_paths(split)
+    paths = _relative_paths(split, params['num_shards'])
     scenes = split_scenes(split, pools[split], digits, labels, photos, params)
     num_instances[split] = write_coco_split(
       split,
@@ -295,12 +323,21 @@ def _generate(directory: str, params: dict) -> dict:
       os.path.join(directory, paths['image_dir']),
       os.path.join(directory, paths['annotation_file']),
     )
-  logging.info('Wrote digit scenes to %s in %.1f s', directory, time.perf_counter() - started)
+  rendered = time.perf_counter()
+  for split in SPLITS:
+    files[split] = convert_split(directory, split, params['num_shards'])
+  logging.info(
+    'Wrote digit scenes to %s: images and COCO JSON in %.1f s, TFRecords in %.1f s',
+    directory,
+    rendered - started,
+    time.perf_counter() - rendered,
+  )
   return {
     'version': VERSION,
     'class_names': list(CATEGORY_NAMES),
     'num_instances': num_instances,
     'source_digits': {split: len(pool) for split, pool in pools.items()},
+    'files': files,
   }
 
 
@@ -338,8 +375,12 @@ def build_digit_scenes(
 ) -> DigitScenesInfo:
   """Generates digit scenes once into `cache_dir` (reused afterwards) and says where they are.
 
-  Train and validation images use disjoint MNIST digit images (those of
-  `moving_mnist.split_digit_indices`), so validation digits are unseen in training.
+  Each `image_size` square image holds `digits_per_image` (low, high) digits, each scaled so its
+  longer side is in `digit_size_range_px` and placed so that every digit keeps at least
+  `min_visible_fraction` of its pixels (a digit that finds no such place is left out). Train and
+  validation images use disjoint MNIST digit images (those of `moving_mnist.split_digit_indices`),
+  so validation digits are unseen in training. The folder holds `annotations/instances_<split>.
+  json`, `<split>/images/*.jpg` and `tfrecords/<split>/` (with masks, `num_shards` shards).
   """
   params = {
     'version': VERSION,
@@ -358,10 +399,10 @@ def build_digit_scenes(
   directory, manifest = cache.build_once(
     root, folder_name, params, lambda staging: _generate(staging, params)
   )
-  paths = {split: _relative_paths(split) for split in SPLITS}
+  paths = {split: _relative_paths(split, num_shards) for split in SPLITS}
   return DigitScenesInfo(
-    train_pattern='',
-    validation_pattern='',
+    train_pattern=os.path.join(directory, paths['train']['tfrecord_pattern']),
+    validation_pattern=os.path.join(directory, paths['validation']['tfrecord_pattern']),
     train_annotation_file=os.path.join(directory, paths['train']['annotation_file']),
     validation_annotation_file=os.path.join(directory, paths['validation']['annotation_file']),
     train_image_dir=os.path.join(directory, paths['train']['image_dir']),

@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 import pytest
+import tensorflow as tf
+from official.vision.dataloaders import tf_example_decoder
 from PIL import Image
 from pycocotools.coco import COCO
 
@@ -23,9 +25,12 @@ TINY = dict(
 
 
 def _file_bytes(directory: str) -> dict[str, bytes]:
+  """The dataset's files, without the converter's run records (they hold times and paths)."""
   contents = {}
   for parent, _, names in os.walk(directory):
     for name in names:
+      if name.startswith('.') or name == 'summary.json':
+        continue
       path = os.path.join(parent, name)
       with open(path, 'rb') as f:
         contents[os.path.relpath(path, directory)] = f.read()
@@ -180,6 +185,36 @@ def test_coco_json_matches_rendered_masks(tiny, tiny_scenes):
         # Tight: the box's first and last rows and columns all hold mask pixels.
         assert (x, y) == (cols.min(), rows.min())
         assert (x + w - 1, y + h - 1) == (cols.max(), rows.max())
+
+
+def test_tfrecords_decode_to_the_coco_annotations(tiny):
+  decoder = tf_example_decoder.TfExampleDecoder(include_mask=True)
+  size = TINY['image_size']
+  for split in digit_scenes.SPLITS:
+    coco = COCO(getattr(tiny, f'{split}_annotation_file'))
+    pattern = getattr(tiny, f'{split}_pattern')
+    shards = sorted(tf.io.gfile.glob(pattern))
+    assert len(shards) == TINY['num_shards']
+    seen = set()
+    for record in tf.data.TFRecordDataset(shards):
+      decoded = decoder.decode(record)
+      image_id = int(decoded['source_id'].numpy())
+      seen.add(image_id)
+      annotations = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+      assert decoded['image'].shape == (size, size, 3)
+      np.testing.assert_array_equal(
+        decoded['groundtruth_classes'].numpy(), [a['category_id'] for a in annotations]
+      )
+      # Model Garden boxes: normalised (ymin, xmin, ymax, xmax).
+      expected_boxes = [[y, x, y + h, x + w] for x, y, w, h in (a['bbox'] for a in annotations)]
+      np.testing.assert_allclose(
+        decoded['groundtruth_boxes'].numpy() * size, expected_boxes, atol=1e-4
+      )
+      np.testing.assert_array_equal(
+        decoded['groundtruth_instance_masks'].numpy(),
+        [coco.annToMask(a).astype(np.float32) for a in annotations],
+      )
+    assert seen == set(coco.getImgIds())
 
 
 def test_digits_come_from_their_own_split_and_match_their_class(tiny, mnist):
