@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 import yaml
 from absl.testing import parameterized
-from official.core import exp_factory
+from official.core import exp_factory, train_utils
 
 from projects import registry_imports  # noqa: F401
 from projects.common import experiment_config
@@ -36,7 +36,7 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
   @parameterized.named_parameters((name, name) for name in OUR_EXPERIMENTS)
   def test_experiment_builds_and_validates(self, name):
     config = exp_factory.get_exp_config(name)
-    config.validate()
+    experiment_config.validate_all(config)
     self.assertTrue(config.task.train_data.global_batch_size > 0, name)
     self.assertTrue(config.trainer.train_steps > 0, name)
     doc = exp_factory._REGISTERED_CONFIGS[name].__doc__  # noqa: SLF001
@@ -47,6 +47,16 @@ class RegistryTest(tf.test.TestCase, parameterized.TestCase):
       yaml.safe_dump(config.as_dict(), f)
     reloaded = experiment_config.build_experiment_config(name, [path])
     self.assertEqual(_comparable(reloaded), _comparable(config))
+
+  @parameterized.named_parameters((name, name) for name in OUR_EXPERIMENTS)
+  def test_a_named_best_checkpoint_is_kept(self, name):
+    config = exp_factory.get_exp_config(name)
+    if name.startswith(('cvrl_linear_eval', 'cvrl_finetune', 'video_classification')):
+      self.assertEqual(config.trainer.best_checkpoint_eval_metric, 'top_1_accuracy', name)
+    if config.trainer.best_checkpoint_eval_metric:
+      # Model Garden keeps nothing unless both the metric and the sub-folder are set.
+      exporter = train_utils.maybe_create_best_ckpt_exporter(config, self.get_temp_dir())
+      self.assertIsNotNone(exporter, f'{name} names a best-checkpoint metric but keeps none')
 
   def test_experiment_yaml_files_apply_to_their_experiment(self):
     root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments')

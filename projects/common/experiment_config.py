@@ -1,8 +1,10 @@
 """Builds an experiment config from flags, turning every user mistake into one clear message.
 
 Override order (as in Model Garden): registered Python defaults -> each `--config_file` in order
-(strict) -> `--params_override` (strict) -> built-in datasets materialised -> `validate()` ->
-`lock()`. Everything here runs before any model or graph is built.
+(strict) -> `--params_override` (strict) -> our experiments' epoch schedules follow a changed
+batch or dataset size (`schedules.follow_data_changes`) -> `validate()` of the experiment and of
+every config in it -> built-in datasets materialised -> `lock()`. Everything here runs before
+any model or graph is built.
 """
 
 import difflib
@@ -16,6 +18,7 @@ from official.core import exp_factory
 from official.modeling import hyperparams
 from official.modeling.hyperparams import params_dict
 
+from projects.common.configs import schedules
 from projects.common.datasets import builtin
 
 
@@ -114,6 +117,35 @@ def _apply_override(params: cfg.ExperimentConfig, source: str, what: str) -> Non
     raise ExperimentConfigError(f'{what}: {e}') from None
 
 
+def validate_all(config: hyperparams.Config, path: str = '') -> None:
+  """Calls `validate()` on `config` and on every config nested in it, naming the one that fails.
+
+  Model Garden's `ExperimentConfig.validate()` checks only the experiment's restrictions, so a
+  sub-config's own checks (an unknown `gap_distribution`, say) would otherwise first fail inside
+  the input pipeline. Of a one-of config only the selected alternative is checked.
+  """
+  if isinstance(config, hyperparams.OneOfConfig):
+    alternatives = [name for name in _field_names(config) if name != 'type']
+    if config.type is not None and config.type not in alternatives:
+      raise ValueError(f'{path}.type={config.type!r} is not one of {alternatives}')
+    children = [(config.type, config.get())] if config.type else []
+  else:
+    children = [(name, getattr(config, name)) for name in _field_names(config)]
+  # Innermost first: a config's own restrictions read its children, which must be sound.
+  for name, child in children:
+    child_path = f'{path}.{name}' if path else name
+    if isinstance(child, hyperparams.Config):
+      validate_all(child, child_path)
+    elif isinstance(child, list | tuple):
+      for index, item in enumerate(child):
+        if isinstance(item, hyperparams.Config):
+          validate_all(item, f'{child_path}[{index}]')
+  try:
+    config.validate()
+  except (KeyError, ValueError) as e:
+    raise ValueError(f'{path}: {e}' if path else str(e)) from None
+
+
 def build_experiment_config(
   experiment: str,
   config_files: Sequence[str] = (),
@@ -129,8 +161,10 @@ def build_experiment_config(
   if params_override:
     _apply_override(params, params_override, '--params_override')
   try:
+    if experiment in registered_experiments():
+      schedules.follow_data_changes(get_experiment(experiment), params)
+    validate_all(params)
     builtin.materialize_builtin_datasets(params.task)
-    params.validate()
   except (KeyError, ValueError) as e:
     raise ExperimentConfigError(f'experiment {experiment!r}: {e}') from None
   params.lock()

@@ -1,6 +1,7 @@
 """User mistakes in names, config files, overrides and input paths give one clear message."""
 
 import os
+from unittest import mock
 
 import tensorflow as tf
 
@@ -59,6 +60,39 @@ class ExperimentConfigTest(tf.test.TestCase):
     )
     self.assertEqual(params.trainer.train_steps, 7)
     self.assertEqual(params.trainer.steps_per_loop, 1)
+
+  def test_nested_configs_are_validated(self):
+    # Model Garden's validate() checks only the experiment's restrictions.
+    with self.assertRaisesRegex(
+      Error,
+      r"^experiment 'cvrl_demo': task.train_data: gap_distribution must be one of "
+      r"\['linear', 'uniform', 'power'\], got 'cubic'$",
+    ):
+      experiment_config.build_experiment_config(
+        'cvrl_demo', params_override='task.train_data.gap_distribution=cubic'
+      )
+
+  def test_unknown_one_of_choice_is_named(self):
+    with self.assertRaisesRegex(
+      Error, r"task.model.backbone.type='resnet3d' is not one of \['resnet_3d', 'resnet_3d_rs'"
+    ):
+      experiment_config.build_experiment_config(
+        DEMO, params_override='task.model.backbone.type=resnet3d'
+      )
+
+  def test_validate_all_reaches_configs_in_lists(self):
+    params = experiment_config.get_experiment('video_classification_r3d50_kinetics400')
+    third_block = params.task.model.backbone.resnet_3d.block_specs[2]
+
+    def validate(block):
+      if block is third_block:
+        raise ValueError('bad block')
+
+    with mock.patch.object(type(third_block), 'validate', validate):
+      with self.assertRaisesRegex(
+        ValueError, r'^task.model.backbone.resnet_3d.block_specs\[2\]: bad block$'
+      ):
+        experiment_config.validate_all(params)
 
   def test_empty_pattern_is_named(self):
     pattern = os.path.join(self.get_temp_dir(), 'nothing-*.tfrecord')

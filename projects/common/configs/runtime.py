@@ -1,6 +1,9 @@
 """The runtime of the CPU demos: one device, in bfloat16 where the CPU computes it natively."""
 
-from official.core import config_definitions as cfg
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+  from official.core import config_definitions as cfg
 
 # x86 flags of native bfloat16 arithmetic, which oneDNN uses for bfloat16 convolutions and
 # matmuls. Without AVX-512 TensorFlow leaves bfloat16 to Eigen's generic kernels and a CVRL R3D-50
@@ -31,13 +34,24 @@ def native_bfloat16_flags(cpuinfo_path: str = CPUINFO_PATH) -> list[str]:
   return sorted(flags & NATIVE_BFLOAT16_CPU_FLAGS)
 
 
-def cpu_runtime(cpuinfo_path: str = CPUINFO_PATH) -> cfg.RuntimeConfig:
+def cpu_runtime(cpuinfo_path: str = CPUINFO_PATH) -> 'cfg.RuntimeConfig':
   """One device, with `mixed_precision_dtype` bfloat16 if the CPU has it natively, else float32.
 
   So the demos take the fast precision of the machine they are configured on; `--print_config`
   shows which, and `runtime.mixed_precision_dtype=...` overrides it.
   """
+  # Imported here so that reading the CPU (tools/run_demo.py) does not load TensorFlow.
+  from official.core import config_definitions as cfg
+
   dtype = 'bfloat16' if native_bfloat16_flags(cpuinfo_path) else 'float32'
   return cfg.RuntimeConfig(
     distribution_strategy='one_device', num_gpus=0, mixed_precision_dtype=dtype
   )
+
+
+def cpu_summary(cpuinfo_path: str = CPUINFO_PATH) -> str:
+  """The CPU's model name and whether it computes bfloat16 natively, in one line for run logs."""
+  model = first_cpu_fields(cpuinfo_path).get('model name', 'unknown CPU')
+  flags = native_bfloat16_flags(cpuinfo_path)
+  bfloat16 = f'native bfloat16 ({", ".join(flags)})' if flags else 'no native bfloat16'
+  return f'{model}, {bfloat16}'

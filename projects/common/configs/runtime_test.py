@@ -43,9 +43,21 @@ def test_bfloat16_exactly_where_the_cpu_has_it(tmp_path, cpuinfo, flags, dtype):
   assert config.num_gpus == 0
 
 
+@pytest.mark.parametrize(
+  'cpuinfo, summary',
+  [
+    (XEON_AMX, 'Intel(R) Xeon(R) Platinum 8481C, native bfloat16 (amx_bf16, avx512_bf16)'),
+    (EPYC_AVX2, 'AMD EPYC 7B12, no native bfloat16'),
+  ],
+)
+def test_cpu_summary_names_the_model_and_bfloat16(tmp_path, cpuinfo, summary):
+  assert runtime.cpu_summary(write_cpuinfo(tmp_path, cpuinfo)) == summary
+
+
 def test_no_cpuinfo_means_float32(tmp_path):
   config = runtime.cpu_runtime(os.path.join(tmp_path, 'missing'))
   assert config.mixed_precision_dtype == 'float32'
+  assert runtime.cpu_summary(os.path.join(tmp_path, 'missing')) == 'unknown CPU, no native bfloat16'
 
 
 def test_every_demo_runs_in_this_machines_precision():

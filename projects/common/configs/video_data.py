@@ -55,3 +55,42 @@ def standard_video_data(
     global_batch_size=global_batch_size,
     **overrides,
   )
+
+
+# The built-in moving digits (`projects.common.datasets.builtin`, 'moving_mnist'): 16 frames of
+# 48^2 per video, one digit each, with `build_moving_mnist`'s default split sizes.
+DEMO_DATASET = 'moving_mnist'
+DEMO_NUM_CLASSES = 10
+DEMO_NUM_TRAIN, DEMO_NUM_VALIDATION = 2000, 500
+# Crops of 32^2 keep a digit (about 14 px after resizing) legible while making a CPU step cheap.
+DEMO_CROP_SIZE = 32
+
+
+def demo_video_data(
+  is_training: bool,
+  num_frames: int,
+  global_batch_size: int,
+  data_class: type[VideoDataConfig] = VideoDataConfig,
+  **overrides,
+) -> VideoDataConfig:
+  """One split of the built-in moving digits as every CPU demo reads it: clips at 32^2, stride 1.
+
+  `data_class` is `VideoDataConfig` or a subclass (a project's own input config).
+  """
+  return data_class(
+    builtin_dataset=DEMO_DATASET,
+    name=DEMO_DATASET,
+    num_classes=DEMO_NUM_CLASSES,
+    num_examples=DEMO_NUM_TRAIN if is_training else DEMO_NUM_VALIDATION,
+    is_training=is_training,
+    split='train' if is_training else 'validation',
+    drop_remainder=is_training,
+    feature_shape=(num_frames, DEMO_CROP_SIZE, DEMO_CROP_SIZE, 3),
+    temporal_stride=1,
+    min_image_size=DEMO_CROP_SIZE,
+    global_batch_size=global_batch_size,
+    shuffle_buffer_size=256,
+    # A mirrored digit is a different digit, or none.
+    aug_random_flip=False,
+    **overrides,
+  )

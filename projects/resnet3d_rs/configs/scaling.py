@@ -29,7 +29,7 @@ from official.vision.configs import backbones_3d as mg_backbones_3d
 from official.vision.configs import common
 from official.vision.configs import video_classification as mg_video
 
-from projects.common.configs import video_data
+from projects.common.configs import experiment_tails, video_data
 from projects.resnet3d_rs.configs import backbones
 from projects.video_classification.configs import video_classification as vc_configs
 
@@ -40,11 +40,11 @@ NUM_FRAMES = (32, 48, 64)
 # [MG-table] every R3D-RS row is "32 x 2" or "48 x 2": frames sampled at stride 2.
 TEMPORAL_STRIDE = 2
 # [MG-RS50] 350 epochs (decay_steps 73682 = 350 x 215570 / 1024), 5 of linear warm-up
-# (1050 steps), LR 0.8 at batch 1024 with cosine decay; SGD momentum 0.9 (Nesterov, from the
-# Model Garden factory the YAML overrides).
+# (1050 steps), LR 0.8 at batch 1024 (0.2 per 256) with cosine decay; SGD momentum 0.9 (Nesterov,
+# from the Model Garden factory the YAML overrides).
 EPOCHS = 350
 WARMUP_EPOCHS = 5
-LEARNING_RATE_PER_1024 = 0.8
+LEARNING_RATE_PER_256 = 0.2
 TRAIN_BATCH_SIZE = 1024
 EVAL_BATCH_SIZE = 64
 
@@ -158,22 +158,16 @@ def resnet3d_rs_experiment(
       num_test_crops=3,
     ),
   )
-  trainer = vc_configs.epoch_trainer(
-    task,
-    epochs=EPOCHS,
-    warmup_epochs=WARMUP_EPOCHS,
-    learning_rate=LEARNING_RATE_PER_1024 * train_batch_size / 1024,
+  trainer = vc_configs.supervised_trainer(
+    task, epochs=EPOCHS, warmup_epochs=WARMUP_EPOCHS, base_learning_rate=LEARNING_RATE_PER_256
   )
   # [MG-RS50] EMA of all weights (BN statistics included) with decay 0.9999; evaluation uses the
   # averaged weights.
   trainer.optimizer_config.ema = optimization.EMAConfig(
     average_decay=0.9999, trainable_weights_only=False
   )
-  return cfg.ExperimentConfig(
-    runtime=cfg.RuntimeConfig(mixed_precision_dtype='bfloat16'),
-    task=task,
-    trainer=trainer,
-    restrictions=vc_configs.RESTRICTIONS,
+  return experiment_tails.classification_experiment(
+    task, trainer, cfg.RuntimeConfig(mixed_precision_dtype='bfloat16')
   )
 
 
