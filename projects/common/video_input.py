@@ -5,12 +5,17 @@ Used by every supervised video task (video classification, CVRL linear evaluatio
 Model Garden always flips training clips left-right. That is wrong for data whose classes depend
 on handedness (Something-Something's "pushing left/right", digits and text), so the flip follows
 `VideoDataConfig.aug_random_flip`. Evaluation (N clips x M crops) is Model Garden's.
+
+Model Garden one-hot encodes labels with `tf.one_hot`, which turns a label outside
+`num_classes` into an all-zero target and trains on it silently; here such a label stops the
+input pipeline with an error (`input_errors.explain` then names its file).
 """
 
 import tensorflow as tf
 from official.vision.dataloaders import input_reader_factory, video_input
 from official.vision.ops import preprocess_ops_3d
 
+from projects.common import input_errors
 from projects.common.configs import video_data
 
 
@@ -20,6 +25,21 @@ class Parser(video_input.Parser):
   def __init__(self, input_params: video_data.VideoDataConfig, image_key: str, label_key: str):
     super().__init__(input_params, image_key=image_key, label_key=label_key)
     self._random_flip = input_params.aug_random_flip
+
+  def parse_fn(self, is_training: bool):
+    parse = super().parse_fn(is_training)
+
+    def parse_checked_label(decoded_tensors):
+      labels = decoded_tensors[self._label_key]
+      in_range = tf.debugging.assert_less(
+        labels,
+        tf.cast(self._num_classes, labels.dtype),
+        message=f'{input_errors.LABEL_OUT_OF_RANGE}={self._num_classes}',
+      )
+      with tf.control_dependencies([in_range, tf.debugging.assert_non_negative(labels)]):
+        return parse({**decoded_tensors, self._label_key: tf.identity(labels)})
+
+    return parse_checked_label
 
   def _parse_train_data(self, decoded_tensors):
     if self._random_flip:

@@ -14,8 +14,8 @@ def _left_bright_video() -> bytes:
   return example.SerializeToString()
 
 
-def _parsed_clips(random_flip: bool, num_samples: int = 24) -> np.ndarray:
-  params = video_data.VideoDataConfig(
+def _params(random_flip: bool) -> video_data.VideoDataConfig:
+  return video_data.VideoDataConfig(
     is_training=True,
     num_classes=2,
     feature_shape=(4, 32, 32, 3),
@@ -24,7 +24,10 @@ def _parsed_clips(random_flip: bool, num_samples: int = 24) -> np.ndarray:
     aug_max_aspect_ratio=1.0,
     aug_random_flip=random_flip,
   )
-  parser = video_input.Parser(params, tfrecords.IMAGE_KEY, tfrecords.LABEL_INDEX_KEY)
+
+
+def _parsed_clips(random_flip: bool, num_samples: int = 24) -> np.ndarray:
+  parser = video_input.Parser(_params(random_flip), tfrecords.IMAGE_KEY, tfrecords.LABEL_INDEX_KEY)
   decoded = {
     tfrecords.IMAGE_KEY: tfrecords.parse_video_example(_left_bright_video())[tfrecords.IMAGE_KEY],
     tfrecords.LABEL_INDEX_KEY: tf.constant([1], tf.int64),
@@ -53,6 +56,17 @@ class ParserTest(tf.test.TestCase):
     # P(no flip in 24 draws) = 2^-24.
     self.assertTrue(np.any(left < right))
     self.assertTrue(np.any(left > right))
+
+  def test_label_outside_num_classes_stops_the_pipeline(self):
+    # tf.one_hot would turn label 2 of 2 classes into an all-zero target without a word.
+    parser = video_input.Parser(_params(False), tfrecords.IMAGE_KEY, tfrecords.LABEL_INDEX_KEY)
+    decoded = {
+      tfrecords.IMAGE_KEY: tfrecords.parse_video_example(_left_bright_video())[tfrecords.IMAGE_KEY],
+      tfrecords.LABEL_INDEX_KEY: tf.constant([2], tf.int64),
+    }
+    dataset = tf.data.Dataset.from_tensors(decoded).map(parser.parse_fn(is_training=False))
+    with self.assertRaisesRegex(tf.errors.InvalidArgumentError, 'label outside num_classes=2'):
+      next(iter(dataset))
 
 
 if __name__ == '__main__':
