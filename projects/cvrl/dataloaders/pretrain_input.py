@@ -3,12 +3,14 @@
 import tensorflow as tf
 from official.vision.dataloaders import parser
 
-from projects.common import tfrecords, video_ops
+from projects.common import tfrecords, video_features, video_ops
 from projects.cvrl.configs import cvrl as exp_cfg
 from projects.cvrl.ops import temporal_sampling
 
 # Features key of the clip pairs, `[2, time, height, width, 3]` per video.
 IMAGE_KEY = 'image'
+# Features key of a validation video's un-augmented centre clip, `[time, height, width, 3]`.
+CENTRE_CLIP_KEY = 'centre_clip'
 # Label of a video without a label index (unlabelled pretraining data).
 NO_LABEL = -1
 
@@ -34,10 +36,12 @@ class Parser(parser.Parser):
   Returns `({'image': [2, T, H, W, 3]}, label)`: float clips in [0, 1] of `params.dtype` and
   the video's first label index (`NO_LABEL` when it has none). Training draws fresh randomness
   for every video; evaluation seeds it from the video's content, so each evaluation sees the
-  same pairs.
+  same pairs. With `centre_clip`, evaluation adds `'centre_clip'`: `[T, H, W, 3]`, the video's
+  un-augmented centre clip sampled as Model Garden's evaluation samples one view (short side
+  resized to `min_image_size`, centre crop), for probes that should not see augmentation.
   """
 
-  def __init__(self, params: exp_cfg.PretrainDataConfig):
+  def __init__(self, params: exp_cfg.PretrainDataConfig, centre_clip: bool = False):
     self._num_frames, height, width, _ = params.feature_shape
     self._crop_size = (height, width)
     self._stride = params.temporal_stride
@@ -45,6 +49,11 @@ class Parser(parser.Parser):
     self._power_exponent = params.gap_power_exponent
     self._short_video = params.short_video
     self._dtype = tf.dtypes.as_dtype(params.dtype)
+    self._centre_clip_sampling = (
+      video_features.ViewSampling.from_data_config(params, num_clips=1, num_crops=1)
+      if centre_clip
+      else None
+    )
     self._augment_kwargs = {
       'area_range': (params.aug_min_area_ratio, params.aug_max_area_ratio),
       'aspect_ratio_range': (params.aug_min_aspect_ratio, params.aug_max_aspect_ratio),
@@ -86,6 +95,13 @@ class Parser(parser.Parser):
     return self._parse(decoded_tensors, seed=None)
 
   def _parse_eval_data(self, decoded_tensors):
-    first_frame = decoded_tensors[tfrecords.IMAGE_KEY][0]
-    content_hash = tf.strings.to_hash_bucket_fast(first_frame, tf.int32.max)
-    return self._parse(decoded_tensors, seed=tf.stack([content_hash, tf.constant(0, tf.int64)]))
+    encoded_frames = decoded_tensors[tfrecords.IMAGE_KEY]
+    content_hash = tf.strings.to_hash_bucket_fast(encoded_frames[0], tf.int32.max)
+    features, label = self._parse(
+      decoded_tensors, seed=tf.stack([content_hash, tf.constant(0, tf.int64)])
+    )
+    if self._centre_clip_sampling:
+      views = video_features.sample_views(encoded_frames, self._centre_clip_sampling)
+      clip = video_features.normalize_frames(views[0], zero_centering_image=False)
+      features[CENTRE_CLIP_KEY] = tf.cast(clip, self._dtype)
+    return features, label

@@ -62,6 +62,28 @@ class PretrainInputTest(tf.test.TestCase, parameterized.TestCase):
     train_b, _ = self._parse(serialized, is_training=True)
     self.assertNotAllClose(train_a['image'], train_b['image'])
 
+  @parameterized.parameters(True, False)
+  def test_centre_clip_is_the_unaugmented_centre_of_validation_videos(self, in_dataset):
+    # Frame i is uniformly 10 * i: the clip's frames name the frames it took.
+    frames = np.stack([np.full((24, 32, 3), 10 * i, np.uint8) for i in range(20)])
+    serialized = tfrecords.make_video_example(
+      tfrecords.encode_jpeg_frames(frames), label_indices=[2]
+    ).SerializeToString()
+    parser = pretrain_input.Parser(_params(min_image_size=16), centre_clip=True)
+    if in_dataset:
+      dataset = tf.data.Dataset.from_tensors(serialized).map(tfrecords.parse_video_example)
+      features, _ = next(iter(dataset.map(parser.parse_fn(is_training=False))))
+    else:
+      features, _ = parser.parse_fn(is_training=False)(tfrecords.parse_video_example(serialized))
+    clip = features[pretrain_input.CENTRE_CLIP_KEY]
+    self.assertEqual(clip.shape.as_list(), [4, 16, 16, 3])
+    # 4 frames at stride 2 span 8 of 20 frames: the centred span starts at frame 6.
+    self.assertAllClose(tf.reduce_mean(clip, axis=[1, 2, 3]) * 255, [60, 80, 100, 120], atol=2)
+    train_features, _ = parser.parse_fn(is_training=True)(tfrecords.parse_video_example(serialized))
+    self.assertNotIn(pretrain_input.CENTRE_CLIP_KEY, train_features)
+    features, _ = self._parse(serialized, is_training=False)
+    self.assertNotIn(pretrain_input.CENTRE_CLIP_KEY, features)
+
   def test_decode_frames_decodes_each_requested_frame(self):
     frames = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(6)])
     encoded = tf.constant(tfrecords.encode_jpeg_frames(frames))

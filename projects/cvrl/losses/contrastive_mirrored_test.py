@@ -1,33 +1,10 @@
 """Tests the NT-Xent loss across two MirroredStrategy replicas on two logical CPU devices."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import tensorflow as tf
 
-from projects.cvrl.losses import contrastive
+from projects.cvrl.losses import contrastive, two_cpu_replicas
 from projects.cvrl.losses.contrastive_test import numpy_nt_xent
-
-_FRESH_PROCESS_ENV = 'CVRL_MIRRORED_TEST_IN_FRESH_PROCESS'
-_NOT_SPLIT_REASON = 'could not split the CPU into 2 logical devices'
-
-
-def _split_cpu_in_two() -> bool:
-  """Splits the CPU into two logical devices; impossible once TF has initialised its devices."""
-  try:
-    tf.config.set_logical_device_configuration(
-      tf.config.list_physical_devices('CPU')[0],
-      [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
-    )
-  except RuntimeError:
-    pass
-  return len(tf.config.list_logical_devices('CPU')) >= 2
-
-
-# At import, before any test runs an op: pytest imports every test module of a run first.
-_HAS_TWO_CPUS = _split_cpu_in_two()
 
 
 def _random_pair(num_videos: int, dim: int = 16) -> tuple[np.ndarray, np.ndarray]:
@@ -36,34 +13,7 @@ def _random_pair(num_videos: int, dim: int = 16) -> tuple[np.ndarray, np.ndarray
   return embeddings_a, embeddings_a + rng.normal(size=(num_videos, dim)).astype(np.float32)
 
 
-class MirroredContrastiveLossTest(tf.test.TestCase):
-  @classmethod
-  def setUpClass(cls):
-    super().setUpClass()
-    if _HAS_TWO_CPUS:
-      cls.strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
-    elif not os.environ.get(_FRESH_PROCESS_ENV):
-      # An earlier test module initialised TF with one CPU device: this file alone, in a new
-      # interpreter, can still split it.
-      cls.fresh_process = subprocess.run(
-        [sys.executable, '-m', 'pytest', __file__, '-q', '-rs', '-p', 'no:cacheprovider'],
-        env={**os.environ, _FRESH_PROCESS_ENV: '1'},
-        capture_output=True,
-        text=True,
-        check=False,
-      )
-
-  def setUp(self):
-    super().setUp()
-    if _HAS_TWO_CPUS:
-      return
-    if os.environ.get(_FRESH_PROCESS_ENV):
-      self.skipTest(_NOT_SPLIT_REASON)
-    output = self.fresh_process.stdout + self.fresh_process.stderr
-    self.assertEqual(self.fresh_process.returncode, 0, msg=output)
-    self.assertNotIn(_NOT_SPLIT_REASON, output)
-    self.skipTest('passed in a fresh process: this one had initialised TF with one CPU device')
-
+class MirroredContrastiveLossTest(two_cpu_replicas.TwoReplicaTestCase):
   def _run_per_replica(self, embeddings_a, embeddings_b, replica_batches, with_gradients=True):
     """Per-replica (loss, metrics[, gradients of loss / num_replicas]) for the given row split."""
     starts = np.cumsum([0, *replica_batches])

@@ -9,7 +9,10 @@ from official.vision.dataloaders import input_reader_factory
 from official.vision.modeling import backbones
 
 from projects.common import tfrecords
-from projects.common.modeling import slim_r3d  # noqa: F401  (registers the 'slim_r3d' backbone)
+from projects.common.modeling import (
+  pooling,
+  slim_r3d,  # noqa: F401  (registers the 'slim_r3d' backbone)
+)
 from projects.cvrl.configs import cvrl as exp_cfg
 from projects.cvrl.dataloaders import pretrain_input
 from projects.cvrl.evaluation import knn
@@ -44,9 +47,40 @@ def unfold_views(values: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
   return pairs[:, 0], pairs[:, 1]
 
 
+def call_on_batch(fn, inputs: tf.Tensor):
+  """`fn(inputs)` for a batch that may be empty, as a replica's share of the last batch can be.
+
+  oneDNN's CPU 3D convolution gives an empty batch the input's channel count (TF 2.20), which
+  breaks the next layer; an empty batch runs as one zero row whose outputs are dropped.
+  """
+  num_rows = tf.shape(inputs)[0]
+  padding_shape = tf.concat([[tf.maximum(1 - num_rows, 0)], tf.shape(inputs)[1:]], axis=0)
+  outputs = fn(tf.concat([inputs, tf.zeros(padding_shape, inputs.dtype)], axis=0))
+  return tf.nest.map_structure(lambda value: value[:num_rows], outputs)
+
+
+def weighted_mean_over_replicas(value: tf.Tensor, num_videos: tf.Tensor) -> tf.Tensor:
+  """The mean over every replica's videos of a per-replica mean `value` of `num_videos` videos.
+
+  A replica with no videos (the final validation batch split across replicas) has a NaN mean;
+  it weighs nothing.
+  """
+  weight = tf.cast(num_videos, tf.float32)
+  weighted = tf.where(weight > 0, tf.cast(value, tf.float32) * weight, 0.0)
+  total, count = tf.distribute.get_replica_context().all_reduce(
+    tf.distribute.ReduceOp.SUM, [weighted, weight]
+  )
+  return total / tf.maximum(count, 1.0)
+
+
 @task_factory.register_task_cls(exp_cfg.CVRLPretrainTask)
 class PretrainTask(base_task.Task):
-  """CVRL pretraining; validation adds contrastive metrics and kNN top-1 of backbone features."""
+  """CVRL pretraining; validation adds contrastive metrics and kNN top-1 of backbone features.
+
+  Validation metrics are means over videos, whatever their split across replicas and batches.
+  kNN top-1 classifies the un-augmented centre clips of all validation videos, gathered from
+  every replica of every worker.
+  """
 
   def build_model(self) -> cvrl_model.CVRLPretrainModel:
     config = self.task_config
@@ -82,12 +116,17 @@ class PretrainTask(base_task.Task):
     params: exp_cfg.PretrainDataConfig,
     input_context: tf.distribute.InputContext | None = None,
   ) -> tf.data.Dataset:
-    """Batches of `({'image': [B, 2, T, H, W, 3]}, labels [B])` from video-contract TFRecords."""
+    """Batches of `({'image': [B, 2, T, H, W, 3]}, labels [B])` from video-contract TFRecords.
+
+    Validation batches add `'centre_clip'` `[B, T, H, W, 3]` when kNN evaluation is on.
+    """
     reader = input_reader_factory.input_reader_generator(
       params,
       dataset_fn=tf.data.TFRecordDataset,
       decoder_fn=tfrecords.parse_video_example,
-      parser_fn=pretrain_input.Parser(params).parse_fn(params.is_training),
+      parser_fn=pretrain_input.Parser(params, centre_clip=self._knn_enabled).parse_fn(
+        params.is_training
+      ),
     )
     return reader.read(input_context=input_context)
 
@@ -111,9 +150,22 @@ class PretrainTask(base_task.Task):
     names = ('contrastive_loss', *CONTRASTIVE_METRICS)
     return [tf_keras.metrics.Mean(name, dtype=tf.float32) for name in names]
 
-  def _update_metrics(self, metrics, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+  @property
+  def _knn_enabled(self) -> bool:
+    return self.task_config.knn.num_neighbors > 0
+
+  def _update_metrics(
+    self, metrics, logs: dict[str, tf.Tensor], num_videos: tf.Tensor | None = None
+  ) -> dict[str, tf.Tensor]:
+    """Adds the step's means to `metrics`, weighted by `num_videos` when given."""
     for metric in metrics or []:
-      metric.update_state(logs[metric.name])
+      if num_videos is None:
+        metric.update_state(logs[metric.name])
+      else:
+        # A replica's empty share of the final batch has NaN means, which must weigh nothing.
+        weight = tf.cast(num_videos, tf.float32)
+        value = tf.where(weight > 0, logs[metric.name], 0.0)
+        metric.update_state(value, sample_weight=weight)
     return {self.loss: logs[self.loss], **{m.name: m.result() for m in metrics or []}}
 
   def train_step(self, inputs, model, optimizer, metrics=None):
@@ -135,14 +187,29 @@ class PretrainTask(base_task.Task):
     return self._update_metrics(metrics, logs)
 
   def validation_step(self, inputs, model, metrics=None):
+    """Contrastive metrics of the clip pairs; with kNN on, every replica's centre-clip features.
+
+    `metrics` are weighted by this replica's number of videos; the returned loss is the step's
+    mean over every replica's videos (the trainer averages it over replicas unweighted).
+    """
     features, labels = inputs
-    outputs = model(fold_views(features[pretrain_input.IMAGE_KEY]), training=False)
+    num_videos = tf.shape(labels)[0]
+    outputs = call_on_batch(
+      lambda clips: model(clips, training=False), fold_views(features[pretrain_input.IMAGE_KEY])
+    )
     _, logs = self.build_losses(outputs, aux_losses=model.losses)
-    step_logs = self._update_metrics(metrics, logs)
-    if self.task_config.knn.num_neighbors:
-      features_a, features_b = unfold_views(outputs['features'])
-      step_logs[KNN_FEATURES_KEY] = (features_a + features_b) / 2.0
-      step_logs[KNN_LABELS_KEY] = labels
+    logs[self.loss] = weighted_mean_over_replicas(logs[self.loss], num_videos)
+    step_logs = self._update_metrics(metrics, logs, num_videos)
+    if self._knn_enabled:
+      clip_features = call_on_batch(
+        lambda clips: pooling.global_pool(model.backbone(clips, training=False)),
+        features[pretrain_input.CENTRE_CLIP_KEY],
+      )
+      # Gathered on the devices: the host-side hooks see only this worker's replicas.
+      context = tf.distribute.get_replica_context()
+      step_logs[KNN_FEATURES_KEY], step_logs[KNN_LABELS_KEY] = context.all_gather(
+        [clip_features, labels], axis=0
+      )
     return step_logs
 
   def aggregate_logs(self, state=None, step_logs=None):
@@ -151,8 +218,11 @@ class PretrainTask(base_task.Task):
       return state
     state = state or {KNN_FEATURES_KEY: [], KNN_LABELS_KEY: []}
     for key in (KNN_FEATURES_KEY, KNN_LABELS_KEY):
-      # One tensor per local replica under a distribution strategy.
-      state[key].extend(np.asarray(value) for value in tf.nest.flatten(step_logs[key]))
+      value = step_logs[key]
+      if isinstance(value, (tuple, list)):
+        # One copy per local replica, all equal after the all-gather: take one.
+        value = value[0]
+      state[key].append(np.asarray(value))
     return state
 
   def reduce_aggregated_logs(self, aggregated_logs, global_step=None):
