@@ -9,9 +9,10 @@ start/end in seconds, optional per row) or a folder of class sub-folders holding
 (projects/common/video_listing.py). Output in `--output_dir`: `<name>-0000i-of-0000N.tfrecord`
 shards, `label_map.json`, `errors.csv` and `summary.json` (projects/common/sharded_conversion.py
 writes them). A video goes to the shard a hash of its path picks, so adding videos redoes only
-their shards. errors.csv has a row for every video not written, with its kind (`failed`: it
-cannot be decoded; `crashed`: it killed its worker process, e.g. out of memory; `write`: writing
-its shard failed) and reason; both reports are written even when the run itself fails. A
+their shards. errors.csv (`input,kind,reason`; input: the path as listed, `#t=start,end` added
+for a clip) has a row for every video not written, with its kind (`failed`: it cannot be decoded;
+`crashed`: it killed its worker process, e.g. out of memory; `write`: writing its shard failed)
+and reason; both reports are written even when the run itself fails. A
 complete shard is recorded in a hidden `.<shard>.done.json` with its size and CRC-32; a rerun with
 the same inputs and settings keeps shards that match and redoes the rest, and skips videos that
 crashed a worker before (delete `.crashed.json` to retry them). Exit code 1 when any video was not
@@ -185,14 +186,6 @@ def convert_dataset(
   )
 
 
-def _write_json(path: str, value) -> None:
-  temp_path = f'{path}.tmp'
-  with open(temp_path, 'w', encoding='utf-8') as f:
-    json.dump(value, f, indent=2)
-    f.write('\n')
-  os.replace(temp_path, path)
-
-
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
     description=__doc__.split('\n', 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -257,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f'error: {e}', file=sys.stderr)
     return 2
   os.makedirs(args.output_dir, exist_ok=True)
-  _write_json(
+  sharded_conversion.write_json(
     os.path.join(args.output_dir, LABEL_MAP_FILE),
     dict(sorted(label_map.items(), key=lambda item: item[1])),
   )
@@ -274,14 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.num_workers,
     listing.ignored,
   )
-  not_written = summary.failed + summary.crashed + summary.write
   print(
-    f'{summary.inputs} inputs: {summary.written} converted, {not_written} failed, in '
+    f'{summary.inputs} inputs: {summary.written} converted, {summary.not_written} failed, in '
     f'{len(summary.shard_paths)} shards ({summary.shards_reused} reused from an earlier run) in '
     f'{summary.seconds} s'
   )
-  reasons = Counter((kind, reason.split(':', 1)[0]) for _, kind, reason in summary.errors)
-  for (kind, reason), count in sorted(reasons.items()):
+  for (kind, reason), count in sorted(summary.counts_by_reason().items()):
     print(f'  {kind}, {reason}: {count}')
   if listing.ignored:
     print(
@@ -293,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   )
   if not summary.ok and not args.allow_failures:
     print(
-      f'error: {not_written} input(s) not written; see {sharded_conversion.ERRORS_FILE}',
+      f'error: {summary.not_written} input(s) not written; see {sharded_conversion.ERRORS_FILE}',
       file=sys.stderr,
     )
     return 1

@@ -80,9 +80,17 @@ class ConversionSummary:
   seconds: float
 
   @property
+  def not_written(self) -> int:
+    return self.failed + self.crashed + self.write
+
+  @property
   def ok(self) -> bool:
     """Every input was written (parts of inputs may have been dropped)."""
-    return not (self.failed or self.crashed or self.write)
+    return not self.not_written
+
+  def counts_by_reason(self) -> Counter:
+    """Rows per `(kind, reason category)`; the category is the reason up to its first colon."""
+    return Counter((kind, reason.split(':', 1)[0]) for _, kind, reason in self.errors)
 
 
 def _key_digest(key: str) -> bytes:
@@ -281,7 +289,7 @@ class _Run:
 
   def record_crash(self, item: Item, reason: str) -> None:
     self.crashed[item.key] = {'identity': self._item_identity(item), 'reason': reason}
-    _write_json(self.crashed_path, self.crashed)
+    write_json(self.crashed_path, self.crashed)
 
   def accept(self, shard: _Shard, position: int, outcome: Outcome) -> None:
     """Takes one input's outcome; writes outcomes to the shard in its fixed order."""
@@ -349,7 +357,7 @@ class _Run:
           'errors': shard.rows,
         }
         os.replace(shard.temp_path, shard.path)
-        _write_json(shard.done_path, record)
+        write_json(shard.done_path, record)
       except Exception as error:
         self._fail_shard(shard, f'{_describe(error)} (finishing {shard.path})')
     if shard.write_error is None:
@@ -419,6 +427,8 @@ class _Run:
 
   def _isolate(self, suspects, convert_item, context) -> None:
     """Converts each suspect alone in a fresh process, naming those that kill it."""
+    # One at a time: side by side, an out-of-memory kill would strike the largest process, which
+    # need not be the culprit.
     for shard, position, item in suspects:
       outcome = _convert_alone(convert_item, item.payload, context)
       if outcome[0] == 'crashed':
@@ -444,9 +454,9 @@ class _Run:
       shards_reused=sum(shard.reused for shard in self.shards),
       seconds=round(seconds, 2),
     )
-    by_reason = collections.defaultdict(Counter)
-    for _, kind, reason in rows:
-      by_reason[kind][reason.split(':', 1)[0]] += 1
+    by_reason = collections.defaultdict(dict)
+    for (kind, category), count in sorted(summary.counts_by_reason().items()):
+      by_reason[kind][category] = count
     summary_json = {
       'file_prefix': self.file_prefix,
       'settings': self.settings,
@@ -455,7 +465,7 @@ class _Run:
         for field in ('inputs', 'written', 'failed', 'dropped', 'crashed', 'write')
       },
       'ok': summary.ok,
-      'by_reason': {kind: dict(counts) for kind, counts in sorted(by_reason.items())},
+      'by_reason': by_reason,
       'shards': [shard.name for shard in self.shards],
       'shards_reused': summary.shards_reused,
       'shards_not_written': [shard.name for shard in self.shards if shard.write_error],
@@ -467,7 +477,7 @@ class _Run:
     summary_path = os.path.join(self.output_dir, SUMMARY_FILE)
     report_error = None
     try:
-      _write_json(summary_path, summary_json)
+      write_json(summary_path, summary_json)
     except Exception as error:
       report_error = error
       rows.append((SUMMARY_FILE, 'write', f'{_describe(error)} (writing {summary_path})'))
@@ -595,10 +605,11 @@ def _read_json(path: str):
     return None
 
 
-def _write_json(path: str, value) -> None:
+def write_json(path: str, value) -> None:
+  """Writes `value` as indented JSON under a temporary name, then renames: never half a file."""
   temp_path = f'{path}.tmp'
   with open(temp_path, 'w', encoding='utf-8') as f:
-    json.dump(value, f, indent=2)
+    json.dump(value, f, indent=2, ensure_ascii=False)
     f.write('\n')
   os.replace(temp_path, path)
 

@@ -94,7 +94,12 @@ def test_every_input_is_written_or_listed_with_its_reason(tmp_path):
   assert summary.errors == expected
   assert _errors_csv(tmp_path) == expected
   assert (summary.inputs, summary.written, summary.failed, summary.dropped) == (8, 6, 2, 1)
-  assert not summary.ok
+  assert not summary.ok and summary.not_written == 2
+  assert summary.counts_by_reason() == {
+    ('dropped', 'annotation 2'): 1,
+    ('failed', 'ZeroDivisionError'): 1,
+    ('failed', 'unreadable'): 1,
+  }
   report = _summary_json(tmp_path)
   assert report['by_reason'] == {
     'dropped': {'annotation 2': 1},
@@ -249,14 +254,14 @@ def test_run_that_raises_still_accounts_for_every_input(tmp_path, monkeypatch):
 
 
 def test_failing_summary_write_is_listed_in_errors_csv(tmp_path, monkeypatch):
-  real_write_json = sharded_conversion._write_json
+  real_write_json = sharded_conversion.write_json
 
   def write_json(path, value):
     if path.endswith(sharded_conversion.SUMMARY_FILE):
       raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
     real_write_json(path, value)
 
-  monkeypatch.setattr(sharded_conversion, '_write_json', write_json)
+  monkeypatch.setattr(sharded_conversion, 'write_json', write_json)
   with pytest.raises(OSError, match='No space left'):
     _run(tmp_path, _good(3))
 
