@@ -3,7 +3,8 @@
 A CSV has an optional header (its first cell is `path`; columns from `path,label,start,end`, in
 any order) and otherwise the columns `path,label`; paths are relative to the CSV's folder,
 `start`/`end` are seconds and every column but `path` may be left empty. A folder is searched
-recursively; a video's label is its top-level (class) sub-folder, none for a video at the top.
+recursively; a video's label is its top-level (class) sub-folder, none for a video at the top
+(or none at all, when the caller says sub-folders are not classes).
 """
 
 import csv
@@ -48,14 +49,16 @@ class Listing:
   ignored: list[str] = dataclasses.field(default_factory=list)
 
 
-def list_videos(input_path: str, *, require_labels: bool = False) -> Listing:
+def list_videos(
+  input_path: str, *, require_labels: bool = False, folder_labels: bool = True
+) -> Listing:
   """The videos a CSV lists or a folder holds; raises ListingError if there are none.
 
   With `require_labels`, every CSV row needs a label and a folder's videos outside a class
-  sub-folder are ignored.
+  sub-folder are ignored. `folder_labels=False` lists a folder's videos without labels.
   """
   if os.path.isdir(input_path):
-    return list_folder(input_path, require_labels=require_labels)
+    return list_folder(input_path, require_labels=require_labels, folder_labels=folder_labels)
   if os.path.isfile(input_path):
     return Listing(read_csv(input_path, require_labels=require_labels))
   raise ListingError(f'{input_path!r} is neither a CSV file nor a folder')
@@ -112,15 +115,17 @@ def _seconds(value: str | None, where: str, column: str) -> float | None:
   return seconds
 
 
-def list_folder(root: str, *, require_labels: bool = False) -> Listing:
+def list_folder(root: str, *, require_labels: bool = False, folder_labels: bool = True) -> Listing:
   """Video files under `root`, sorted by relative path, labelled by their class sub-folder."""
+  if require_labels and not folder_labels:
+    raise ValueError('require_labels needs folder_labels: a folder gives labels only by class')
   videos, ignored = [], []
   for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
     dirnames.sort()
     for filename in sorted(filenames):
       path = os.path.join(dirpath, filename)
       video_id = Path(os.path.relpath(path, root)).as_posix()
-      label = video_id.split('/', 1)[0] if '/' in video_id else ''
+      label = video_id.split('/', 1)[0] if folder_labels and '/' in video_id else ''
       if filename.lower().endswith(VIDEO_EXTENSIONS) and (label or not require_labels):
         videos.append(ListedVideo(path, video_id, label))
       else:

@@ -76,9 +76,13 @@ def test_folder_labels_by_class_folder_sorted_with_ignored_files(tmp_path):
   assert listing.videos[0].path == str(root / 'cat' / 'deep' / 'a.avi')
   assert listing.ignored == ['cat/notes.txt', 'top.mp4']
 
-  unlabelled = video_listing.list_videos(str(root))
-  assert [(v.video_id, v.label) for v in unlabelled.videos][-1] == ('top.mp4', '')
-  assert unlabelled.ignored == ['cat/notes.txt']
+  optional = video_listing.list_videos(str(root))
+  assert [(v.video_id, v.label) for v in optional.videos][-1] == ('top.mp4', '')
+  assert optional.ignored == ['cat/notes.txt']
+
+  unlabelled = video_listing.list_videos(str(root), folder_labels=False)
+  assert {v.label for v in unlabelled.videos} == {''}
+  assert [v.video_id for v in unlabelled.videos] == [v.video_id for v in optional.videos]
 
 
 def test_folder_without_videos_and_missing_input_are_errors(tmp_path):
