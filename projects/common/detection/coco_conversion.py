@@ -75,7 +75,7 @@ class CocoDataset:
   """A validated COCO or LVIS annotation file."""
 
   images: list[dict]
-  annotations_by_image: dict[int | str, list[dict]]
+  annotations_by_image: dict[int, list[dict]]
   categories: list[dict]  # Sorted by id, records as the file has them.
 
   @property
@@ -175,8 +175,9 @@ def _check_images(path: str, images: list) -> list[dict]:
   ids, names = set(), set()
   for i, image in enumerate(images):
     image_id = image.get('id') if isinstance(image, dict) else None
-    if not (_is_int(image_id) or isinstance(image_id, str)):
-      raise InputError(f'annotation file {path}: images[{i}] needs an integer or string id')
+    if not _is_int(image_id):
+      # Model Garden's parsers read image/source_id back as an int64 (process_source_id).
+      raise InputError(f'annotation file {path}: images[{i}] needs an integer id, got {image_id!r}')
     file_name = image_file_name(image)
     if file_name is None:
       raise InputError(

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from official.vision.dataloaders import tf_example_decoder
+from official.vision.dataloaders import maskrcnn_input, tf_example_decoder
 from pycocotools import mask as coco_mask
 
 from projects.common import sharded_conversion
@@ -166,6 +166,14 @@ def _write_json(path, value) -> str:
       'image_id that no image has, e.g. annotation id.s. 9',
     ),
     ({'images': [], 'annotations': [], 'categories': [{'id': 0, 'name': 'bg'}]}, 'at least 1'),
+    (
+      {
+        'images': [{'id': 'x', 'file_name': 'x.jpg'}],
+        'annotations': [],
+        'categories': tiny_coco.CATEGORIES,
+      },
+      "images.0. needs an integer id, got 'x'",
+    ),
     (
       {
         'images': [{'id': 1, 'file_name': 'x.jpg'}, {'id': 1, 'file_name': 'y.jpg'}],
@@ -374,3 +382,32 @@ def test_convert_coco_refuses_a_missing_image_folder(tmp_path):
   _, json_path = tiny_coco.write_dataset(str(tmp_path), tiny_coco.coco_dict())
   with pytest.raises(coco_conversion.InputError, match='image folder .*nowhere does not exist'):
     coco_conversion.convert_coco(str(tmp_path / 'nowhere'), json_path, str(tmp_path / 'out'))
+
+
+@pytest.mark.parametrize('is_training', [True, False])
+def test_model_gardens_mask_rcnn_parser_reads_the_shards(tmp_path, is_training):
+  image_dir, json_path = tiny_coco.write_dataset(str(tmp_path), tiny_coco.coco_dict())
+  summary = coco_conversion.convert_coco(
+    image_dir, json_path, str(tmp_path / 'out'), include_masks=True, num_workers=0
+  )
+  decoder = tf_example_decoder.TfExampleDecoder(include_mask=True)
+  parser = maskrcnn_input.Parser(
+    output_size=[64, 64],
+    min_level=3,
+    max_level=5,
+    num_scales=1,
+    aspect_ratios=[1.0],
+    anchor_size=2,
+    include_mask=True,
+    mask_crop_size=14,
+    max_num_instances=4,
+  )
+  dataset = tf.data.TFRecordDataset(summary.shard_paths).map(decoder.decode)
+  parsed = list(dataset.map(parser.parse_fn(is_training)))
+  assert len(parsed) == 3
+  for image, labels in parsed:
+    assert image.shape == (64, 64, 3)
+    if is_training:
+      assert labels['gt_masks'].shape == (4, 14, 14)
+    else:
+      assert int(labels['groundtruths']['source_id']) in (11, 12, 13)
