@@ -16,6 +16,7 @@ the dataset's label map (`categories.json` beside the validation TFRecords), els
 """
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -150,7 +151,8 @@ def evaluate_detections(
   """
   if not detections:
     raise ValueError('no detections to evaluate (pycocotools cannot load an empty result list)')
-  coco_dt = coco_gt.loadRes(detections)
+  # loadRes adds fields to the results it is given; the caller's list stays as it was.
+  coco_dt = coco_gt.loadRes(copy.deepcopy(detections))
   coco_evals = {}
   for iou_type in ('bbox', 'segm') if include_mask else ('bbox',):
     coco_eval = cocoeval.COCOeval(coco_gt, coco_dt, iouType=iou_type)
