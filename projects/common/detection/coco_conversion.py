@@ -397,8 +397,9 @@ def _annotation_mask(annotation: dict, height: int, width: int) -> np.ndarray:
 def _rle_counts(segmentation: dict, annotation: dict, height: int, width: int) -> list[int]:
   """Checked run lengths of an uncompressed (list) or compressed (string) RLE.
 
-  pycocotools decodes runs without bounds checks: runs that do not add up to the image size
-  leave pixels uninitialised, so they are refused here.
+  pycocotools does not check that the runs cover the image: runs that fall short leave the
+  remaining pixels uninitialised (pycocotools 2.0.11 decodes them to arbitrary values), so runs
+  must add up to height * width exactly.
   """
   size, counts = segmentation.get('size'), segmentation.get('counts')
   if size != [height, width]:
@@ -512,9 +513,7 @@ class ConversionFailed(RuntimeError):
 
 def default_num_shards(num_images: int) -> int:
   """Shards for `num_images` images; independent of the machine, so a rerun elsewhere resumes."""
-  return max(
-    1, min(num_images, max(_MIN_AUTO_SHARDS, math.ceil(num_images / _IMAGES_PER_AUTO_SHARD)))
-  )
+  return min(num_images, max(_MIN_AUTO_SHARDS, math.ceil(num_images / _IMAGES_PER_AUTO_SHARD)))
 
 
 def convert_coco(
@@ -535,6 +534,7 @@ def convert_coco(
   (default: one per CPU; 0 converts in this process). Raises InputError (nothing converted) for an
   unusable JSON or image folder, and ConversionFailed after the run if any image was not written,
   unless `allow_failures`. Dropped annotations alone do not fail the run: they are in errors.csv.
+  Segmentations are read, and so checked, only with `include_masks`.
   """
   if not os.path.isdir(image_dir):
     raise InputError(f'image folder {image_dir} does not exist or is not a folder')

@@ -360,6 +360,18 @@ def test_rerun_redoes_only_the_shard_whose_annotations_changed(tmp_path):
   np.testing.assert_array_equal(_read_records(changed)[b'12']['groundtruth_classes'], [1, 1])
 
 
+def test_rerun_converts_an_image_that_was_missing_before(tmp_path):
+  image_dir, json_path = tiny_coco.write_dataset(str(tmp_path), tiny_coco.coco_dict())
+  os.rename(os.path.join(image_dir, 'c.jpg'), tmp_path / 'c.jpg')
+  out = str(tmp_path / 'out')
+  run = dict(num_shards=3, num_workers=0, allow_failures=True)
+  assert coco_conversion.convert_coco(image_dir, json_path, out, **run).failed == 1
+  os.rename(tmp_path / 'c.jpg', os.path.join(image_dir, 'c.jpg'))
+  summary = coco_conversion.convert_coco(image_dir, json_path, out, **run)
+  assert (summary.written, summary.failed, summary.shards_reused) == (3, 0, 2)
+  assert _errors_csv(out) == []
+
+
 def test_a_worker_process_writes_the_same_shards(tmp_path):
   # One worker is enough to check that tasks pickle and convert_image runs in a spawned process.
   image_dir, json_path = tiny_coco.write_dataset(str(tmp_path), tiny_coco.lvis_dict())
