@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from official.vision.dataloaders import tf_example_decoder
+from official.vision.evaluation import coco_evaluator
 from PIL import Image
 from pycocotools.coco import COCO
 
@@ -56,6 +57,13 @@ def _hues(pixels: np.ndarray) -> np.ndarray:
 
 def _circular_distance(a: np.ndarray, b: float) -> np.ndarray:
   return np.minimum(np.abs(a - b), 1 - np.abs(a - b))
+
+
+def _padded_batch(values: tf.Tensor, count: int) -> tf.Tensor:
+  """A batch of one, padded with zeros to `count` detections (the evaluator's fixed count);
+  class 0, which no annotation has, and score 0."""
+  padding = [[0, count - tf.shape(values)[0]]] + [[0, 0]] * (values.shape.rank - 1)
+  return tf.pad(values, padding)[tf.newaxis]
 
 
 @pytest.fixture(scope='module')
@@ -215,6 +223,33 @@ def test_tfrecords_decode_to_the_coco_annotations(tiny):
         [coco.annToMask(a).astype(np.float32) for a in annotations],
       )
     assert seen == set(coco.getImgIds())
+
+
+def test_model_garden_evaluator_scores_the_ground_truth_boxes_perfectly(tiny):
+  evaluator = coco_evaluator.COCOEvaluator(
+    annotation_file=tiny.validation_annotation_file,
+    include_mask=False,
+    need_rescale_bboxes=False,
+  )
+  decoder = tf_example_decoder.TfExampleDecoder()
+  size = TINY['image_size']
+  max_digits = TINY['digits_per_image'][1]
+  for record in tf.data.TFRecordDataset(sorted(tf.io.gfile.glob(tiny.validation_pattern))):
+    decoded = decoder.decode(record)
+    num_boxes = tf.shape(decoded['groundtruth_boxes'])[0]
+    # The ground truth itself as the detections, in batches of one.
+    evaluator.update_state(
+      None,
+      {
+        'source_id': tf.strings.to_number(decoded['source_id'], tf.int64)[tf.newaxis],
+        'num_detections': num_boxes[tf.newaxis],
+        'detection_boxes': _padded_batch(decoded['groundtruth_boxes'] * size, max_digits),
+        'detection_classes': _padded_batch(decoded['groundtruth_classes'], max_digits),
+        'detection_scores': _padded_batch(tf.ones([num_boxes]), max_digits),
+      },
+    )
+  metrics = evaluator.result()
+  assert metrics['AP'] == pytest.approx(1.0)
 
 
 def test_digits_come_from_their_own_split_and_match_their_class(tiny, mnist):
