@@ -9,8 +9,9 @@ serialized records into `<file_prefix>-0000i-of-0000N.tfrecord` shards in `outpu
 Both are written even when the run itself raises; the exception then propagates.
 
 Shards are assigned by a hash of each input's key, so adding an input redoes one shard. A complete
-shard has a hidden `.<shard>.done.json` holding the hash of its inputs and the settings, its size
-and CRC-32; a rerun keeps shards whose record matches and redoes the rest. Inputs that killed a
+shard has a hidden `.<shard>.done.json` holding the hash of its inputs and the settings, its size,
+modification time and CRC-32; a rerun keeps shards whose record matches (reading a shard for its
+CRC-32 only when its modification time changed) and redoes the rest. Inputs that killed a
 worker are recorded in `.crashed.json` and skipped on reruns (delete that file to retry them).
 """
 
@@ -264,9 +265,13 @@ class _Run:
       for key, kind, reason in rows
     ]
     try:
-      if os.path.getsize(shard.path) != record.get('size'):
+      info = os.stat(shard.path)
+      if info.st_size != record.get('size'):
         return False
-      if _file_crc32(shard.path) != record.get('crc32'):
+      # Unchanged since it was written: trusted without reading it. Otherwise (copied, restored,
+      # touched, or written to) its bytes must still match.
+      unchanged = info.st_mtime_ns == record.get('mtime_ns')
+      if not unchanged and _file_crc32(shard.path) != record.get('crc32'):
         return False
     except OSError:
       return False
@@ -352,6 +357,7 @@ class _Run:
           'shard': shard.name,
           'input_hash': shard.input_hash,
           'size': os.path.getsize(shard.temp_path),
+          'mtime_ns': os.stat(shard.temp_path).st_mtime_ns,  # The rename keeps it.
           'crc32': _file_crc32(shard.temp_path),
           'written': shard.written_keys,
           'errors': shard.rows,

@@ -129,18 +129,35 @@ def test_shard_is_a_stable_hash_of_the_key(tmp_path):
   assert _written(tmp_path) == sorted([*_good(12), 'good-new'])
 
 
-def test_resume_keeps_verified_shards_and_redoes_a_corrupted_one(tmp_path):
+def _bump_mtime(path) -> None:
+  # File systems stamp with a coarse clock: a write right after the run may keep its mtime.
+  info = os.stat(path)
+  os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+
+
+def test_resume_keeps_verified_shards_and_redoes_a_corrupted_one(tmp_path, monkeypatch):
   keys = _good(12)
   _run(tmp_path, keys)
-  shards = sorted(tmp_path.glob('data-*.tfrecord'))
-  flipped, truncated = shards[0], shards[1]
+
+  def no_reading(path):
+    raise AssertionError(f'{path} was read although unchanged since it was written')
+
+  # Shards untouched since they were written are kept on their size and mtime alone.
+  with monkeypatch.context() as patch:
+    patch.setattr(sharded_conversion, '_file_crc32', no_reading)
+    assert _run(tmp_path, keys).shards_reused == 4 and CALLS == []
+
+  flipped, truncated, touched, _ = sorted(tmp_path.glob('data-*.tfrecord'))
   data = bytearray(flipped.read_bytes())
   data[len(data) // 2] ^= 0xFF  # Same size: only the checksum tells.
   flipped.write_bytes(bytes(data))
   truncated.write_bytes(truncated.read_bytes()[:-3])
+  for path in (flipped, truncated, touched):
+    _bump_mtime(path)
 
   summary = _run(tmp_path, keys)
 
+  # The touched shard's bytes still match its CRC-32: kept.
   assert summary.shards_reused == 2
   assert sorted(CALLS) == sorted(k for k in keys if _shard_of(k) in (0, 1))
   assert _written(tmp_path) == sorted(keys)
@@ -285,7 +302,8 @@ def test_input_that_kills_its_worker_is_named_and_skipped_on_rerun(tmp_path):
 
   # Damaged shards are redone without retrying the inputs that crashed.
   for key in crashed:
-    open(summary.shard_paths[_shard_of(key)], 'ab').write(b'x')
+    with open(summary.shard_paths[_shard_of(key)], 'ab') as f:
+      f.write(b'x')
   summary = _run(tmp_path, keys)  # In this process: a retried crash would end the test.
   assert not {'exits-a', 'oom-b'} & set(CALLS)
   reasons = {key: reason for key, kind, reason in summary.errors if kind == 'crashed'}
