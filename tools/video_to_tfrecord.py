@@ -136,16 +136,6 @@ def convert_video(video_input: VideoInput) -> sharded_conversion.ItemResult:
   return sharded_conversion.ItemResult([example.SerializeToString(deterministic=True)])
 
 
-def _fingerprint(video: ListedVideo, label_index: int) -> str:
-  # File size and mtime stand in for content: a replaced file redoes its shard.
-  try:
-    info = os.stat(video.path)
-    stat = [info.st_size, info.st_mtime_ns]
-  except OSError:
-    stat = None
-  return json.dumps([video.label, label_index, stat])
-
-
 def default_num_shards(num_videos: int) -> int:
   return min(num_videos, max(_MIN_AUTO_SHARDS, math.ceil(num_videos / _VIDEOS_PER_AUTO_SHARD)))
 
@@ -165,11 +155,12 @@ def convert_dataset(
   `num_workers=0` converts in this process. `ignored_files` (files in the input folder that are
   not listed) are named in summary.json.
   """
+  # A fingerprint of label and file stamp: a relabelled or replaced video redoes its shard.
   items = [
     sharded_conversion.Item(
       video.key,
       VideoInput(video, label_map[video.label], settings),
-      _fingerprint(video, label_map[video.label]),
+      json.dumps([video.label, label_map[video.label], sharded_conversion.file_stamp(video.path)]),
     )
     for video in videos
   ]

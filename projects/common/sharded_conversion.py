@@ -103,6 +103,16 @@ def shard_index(key: str, num_shards: int) -> int:
   return int.from_bytes(_key_digest(key)[:8], 'big') % num_shards
 
 
+def file_stamp(path: str) -> list[int] | None:
+  """`[size, mtime_ns]` of a file (None if it cannot be read): an `Item.fingerprint` part that
+  stands in for the file's content, so a replaced file redoes its shard."""
+  try:
+    info = os.stat(path)
+  except OSError:
+    return None
+  return [info.st_size, info.st_mtime_ns]
+
+
 def run_conversion(
   items: Sequence[Item],
   convert_item: Callable[[object], ItemResult],

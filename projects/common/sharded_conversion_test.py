@@ -318,6 +318,16 @@ def test_input_that_kills_its_worker_is_named_and_skipped_on_rerun(tmp_path):
   assert crashed['exits-a'] == 'killed its worker process (exit code 3)'
 
 
+def test_file_stamp_changes_when_the_file_is_replaced(tmp_path):
+  path = tmp_path / 'a.bin'
+  path.write_bytes(b'one')
+  first = sharded_conversion.file_stamp(str(path))
+  assert first[0] == 3
+  path.write_bytes(b'three')
+  assert sharded_conversion.file_stamp(str(path))[0] == 5
+  assert sharded_conversion.file_stamp(str(tmp_path / 'missing')) is None
+
+
 def test_duplicate_keys_are_rejected(tmp_path):
   with pytest.raises(ValueError, match='repeated: good-1'):
     _run(tmp_path, ['good-1', 'good-2', 'good-1'])
