@@ -39,6 +39,12 @@ def _font(image_height: int, image_width: int) -> ImageFont.ImageFont:
   return ImageFont.load_default(size=max(9, min(image_height, image_width) // 30))
 
 
+def _text_color(background: tuple[int, int, int]) -> tuple[int, int, int]:
+  """Black on light label backgrounds, white on dark ones (ITU-R BT.601 luma)."""
+  red, green, blue = background
+  return (0, 0, 0) if 0.299 * red + 0.587 * green + 0.114 * blue >= 128 else (255, 255, 255)
+
+
 def _mask_boundary(mask: np.ndarray) -> np.ndarray:
   """Pixels of `mask` with a 4-neighbour outside it."""
   padded = np.pad(mask, 1)
@@ -105,7 +111,7 @@ def draw_detections(
     draw.rectangle(
       [left, label_top, left + text_width + 3, label_top + text_height + 2], fill=color
     )
-    draw.text((left + 1, label_top + 1 - text_top), label, fill=(0, 0, 0), font=font)
+    draw.text((left + 1, label_top + 1 - text_top), label, fill=_text_color(color), font=font)
   return np.asarray(picture)
 
 
