@@ -3,14 +3,11 @@
 import argparse
 import dataclasses
 import gzip
-import hashlib
 import importlib.resources
 import json
 import math
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -18,11 +15,11 @@ import tensorflow as tf
 from absl import logging
 
 from projects.common import tfrecords
+from projects.common.datasets import cache
 
 # Bump whenever generation changes, so stale caches land in a different folder.
 VERSION = 1
 MOTION_INDEX_KEY = 'clip/motion/index'
-MANIFEST_NAME = 'manifest.json'
 DIGIT_SIZE = 28
 NUM_DIGIT_CLASSES = 10
 # Compass direction k points at k * 45 degrees counterclockwise from east.
@@ -56,12 +53,6 @@ class MovingMnistInfo:
   num_frames: int
   frame_size: int
   directory: str
-
-
-def default_cache_root() -> str:
-  return os.environ.get('PROJECTS_DATA_DIR') or os.path.join(
-    os.path.expanduser('~'), '.cache', 'projects_demo'
-  )
 
 
 def load_mnist_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -212,8 +203,8 @@ def _validate(params: dict) -> None:
       raise ValueError(f'{name} must be at least {minimum}, got {params[name]}')
 
 
-def _generate(directory: str, params: dict) -> None:
-  """Writes both splits and then the manifest into `directory`."""
+def _generate(directory: str, params: dict) -> dict:
+  """Writes both splits into `directory` and returns the manifest's entries."""
   started = time.perf_counter()
   images, labels = load_mnist_digits()
   pools = dict(zip(('train', 'validation'), split_digit_indices(labels), strict=True))
@@ -224,9 +215,9 @@ def _generate(directory: str, params: dict) -> None:
     files[split] = [os.path.basename(p) for p in paths]
   num_frames, frame_size = params['num_frames'], params['frame_size']
   class_names = _class_names(params['label'])
-  manifest = {
+  logging.info('Wrote Moving MNIST to %s in %.1f s', directory, time.perf_counter() - started)
+  return {
     'version': VERSION,
-    'params': params,
     'seed': params['seed'],
     'num_train': params['num_train'],
     'num_validation': params['num_validation'],
@@ -236,9 +227,6 @@ def _generate(directory: str, params: dict) -> None:
     'source_digits': {split: len(pool) for split, pool in pools.items()},
     'files': files,
   }
-  with open(os.path.join(directory, MANIFEST_NAME), 'w') as f:
-    json.dump(manifest, f, indent=2, sort_keys=True)
-  logging.info('Wrote Moving MNIST to %s in %.1f s', directory, time.perf_counter() - started)
 
 
 def build_moving_mnist(
@@ -271,35 +259,12 @@ def build_moving_mnist(
     'num_shards': num_shards,
   }
   _validate(params)
-  root = cache_dir or default_cache_root()
-  digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-  directory = os.path.join(root, f'moving_mnist_{digest}')
-  manifest_path = os.path.join(directory, MANIFEST_NAME)
-
-  if not os.path.exists(manifest_path):
-    # Generate aside and publish by renaming the whole folder, so a reader (or another worker
-    # generating concurrently) never sees a manifest next to partly written shards.
-    staging = os.path.join(root, f'.moving_mnist_{digest}.{uuid.uuid4().hex}')
-    os.makedirs(staging)
-    try:
-      _generate(staging, params)
-      try:
-        os.rename(staging, directory)
-      except OSError as error:
-        # Another process may have published the same (byte-identical) dataset first.
-        if not os.path.exists(manifest_path):
-          raise FileExistsError(
-            f'cannot publish {directory}; if it exists without {MANIFEST_NAME}, delete it'
-          ) from error
-    finally:
-      shutil.rmtree(staging, ignore_errors=True)
-
-  with open(manifest_path) as f:
-    manifest = json.load(f)
-  if manifest['params'] != params:
-    raise ValueError(
-      f'{manifest_path} was built with {manifest["params"]}, expected {params}; delete the folder'
-    )
+  directory, manifest = cache.build_once(
+    cache_dir or cache.default_cache_root(),
+    f'moving_mnist_{cache.params_digest(params)}',
+    params,
+    lambda staging: _generate(staging, params),
+  )
   shard_suffix = f'-*-of-{num_shards:05d}.tfrecord'
   return MovingMnistInfo(
     train_pattern=os.path.join(directory, 'train' + shard_suffix),
