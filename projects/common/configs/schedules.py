@@ -40,6 +40,11 @@ def sgd_optimizer(nesterov: bool = False) -> dict:
   return {'type': 'sgd', 'sgd': {'momentum': 0.9, 'nesterov': nesterov}}
 
 
+def _num_examples(data: cfg.DataConfig | None) -> int:
+  # Model Garden's base DataConfig has no size; its video and our configs do (-1: unknown).
+  return getattr(data, 'num_examples', -1) if data is not None else -1
+
+
 def steps_per_epoch(data: cfg.DataConfig) -> int:
   """Training steps in one pass over `data` (at least 1; a last partial batch is dropped)."""
   return max(1, data.num_examples // data.global_batch_size)
@@ -143,7 +148,7 @@ def follow_data_changes(default: cfg.ExperimentConfig, params: cfg.ExperimentCon
     )
     if key == new_key and old_part is not None:
       parts[name] = (key, old_part, new_part)
-  if min(old.num_examples, new.num_examples) > 0:
+  if min(_num_examples(old), _num_examples(new)) > 0:
     step_ratio = steps_per_epoch(new) / steps_per_epoch(old)
     follow('trainer', default.trainer, params.trainer, _TRAINER_STEP_FIELDS, step_ratio, True)
     for key, old_part, new_part in parts.values():
@@ -161,7 +166,7 @@ def follow_data_changes(default: cfg.ExperimentConfig, params: cfg.ExperimentCon
 
   old_val, new_val = default.task.validation_data, params.task.validation_data
   if (
-    min(old_val.num_examples, new_val.num_examples) > 0
+    min(_num_examples(old_val), _num_examples(new_val)) > 0
     and default.trainer.validation_steps == validation_steps(old_val)
     and params.trainer.validation_steps == default.trainer.validation_steps
     and validation_steps(new_val) != default.trainer.validation_steps

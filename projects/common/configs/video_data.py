@@ -19,6 +19,14 @@ class VideoDataConfig(mg_video.DataConfig):
   aug_random_flip: bool = True
 
 
+# The built-in moving digits (`projects.common.datasets.builtin`, 'moving_mnist'): 16 frames of
+# 48^2 per video, one digit each, with `build_moving_mnist`'s default split sizes.
+DEMO_DATASET = 'moving_mnist'
+DEMO_NUM_CLASSES = 10
+DEMO_NUM_TRAIN, DEMO_NUM_VALIDATION = 2000, 500
+# Crops of 32^2 keep a digit (about 14 px after resizing) legible while making a CPU step cheap.
+DEMO_CROP_SIZE = 32
+
 # name: (num_classes, train videos, validation videos). Kinetics counts are those of the
 # Model Garden/DeepMind TFRecord releases; UCF101 and HMDB51 are split 1.
 DATASET_SIZES = {
@@ -27,6 +35,7 @@ DATASET_SIZES = {
   'kinetics700': (700, 522883, 33441),
   'ucf101': (101, 9537, 3783),
   'hmdb51': (51, 3570, 1530),
+  DEMO_DATASET: (DEMO_NUM_CLASSES, DEMO_NUM_TRAIN, DEMO_NUM_VALIDATION),
 }
 
 
@@ -37,13 +46,17 @@ def standard_video_data(
   temporal_stride: int,
   crop_size: int,
   global_batch_size: int,
+  data_class: type[VideoDataConfig] = VideoDataConfig,
   **overrides,
 ) -> VideoDataConfig:
-  """A `VideoDataConfig` for a standard dataset; `input_path` is left for the user to set."""
+  """A `data_class` config (`VideoDataConfig` or a project's subclass) for a known dataset.
+
+  `input_path` is left for the user to set.
+  """
   if dataset not in DATASET_SIZES:
     raise ValueError(f'unknown video dataset {dataset!r}; known: {sorted(DATASET_SIZES)}')
   num_classes, num_train, num_validation = DATASET_SIZES[dataset]
-  return VideoDataConfig(
+  return data_class(
     name=dataset,
     num_classes=num_classes,
     num_examples=num_train if is_training else num_validation,
@@ -57,15 +70,6 @@ def standard_video_data(
   )
 
 
-# The built-in moving digits (`projects.common.datasets.builtin`, 'moving_mnist'): 16 frames of
-# 48^2 per video, one digit each, with `build_moving_mnist`'s default split sizes.
-DEMO_DATASET = 'moving_mnist'
-DEMO_NUM_CLASSES = 10
-DEMO_NUM_TRAIN, DEMO_NUM_VALIDATION = 2000, 500
-# Crops of 32^2 keep a digit (about 14 px after resizing) legible while making a CPU step cheap.
-DEMO_CROP_SIZE = 32
-
-
 def demo_video_data(
   is_training: bool,
   num_frames: int,
@@ -75,20 +79,18 @@ def demo_video_data(
 ) -> VideoDataConfig:
   """One split of the built-in moving digits as every CPU demo reads it: clips at 32^2, stride 1.
 
-  `data_class` is `VideoDataConfig` or a subclass (a project's own input config).
+  Training generates the data on first use (`builtin_dataset`).
   """
-  return data_class(
-    builtin_dataset=DEMO_DATASET,
-    name=DEMO_DATASET,
-    num_classes=DEMO_NUM_CLASSES,
-    num_examples=DEMO_NUM_TRAIN if is_training else DEMO_NUM_VALIDATION,
-    is_training=is_training,
-    split='train' if is_training else 'validation',
-    drop_remainder=is_training,
-    feature_shape=(num_frames, DEMO_CROP_SIZE, DEMO_CROP_SIZE, 3),
+  return standard_video_data(
+    DEMO_DATASET,
+    is_training,
+    num_frames,
     temporal_stride=1,
-    min_image_size=DEMO_CROP_SIZE,
+    crop_size=DEMO_CROP_SIZE,
     global_batch_size=global_batch_size,
+    data_class=data_class,
+    builtin_dataset=DEMO_DATASET,
+    min_image_size=DEMO_CROP_SIZE,
     shuffle_buffer_size=256,
     # A mirrored digit is a different digit, or none.
     aug_random_flip=False,

@@ -1,9 +1,14 @@
-"""The pretraining data config rejects the fields its parser would silently ignore."""
+"""The pretraining data config: its checks, and the release's crops in the Kinetics recipe."""
 
 import pytest
+from official.core import exp_factory
 from official.vision.configs import common
 
-from projects.cvrl.configs import cvrl
+from projects.common import video_ops
+from projects.cvrl.configs import (
+  cvrl,
+  experiments,  # noqa: F401  (registers the experiments)
+)
 
 UNREAD_VALUES = {
   'random_stride_range': 2,
@@ -49,3 +54,10 @@ def test_choices_are_checked(field, value):
   setattr(config, field, value)
   with pytest.raises(ValueError, match=rf"^{field} must be one of \[.*\], got '{value}'"):
     config.validate()
+
+
+def test_kinetics_pretraining_crops_as_released():
+  # Release: random resized crops of 30-100 % of the frame, aspect 1/2-2 (video_ops's ranges).
+  data = exp_factory.get_exp_config('cvrl_kinetics600').task.train_data
+  assert (data.aug_min_area_ratio, data.aug_max_area_ratio) == video_ops.CROP_AREA_RANGE
+  assert (data.aug_min_aspect_ratio, data.aug_max_aspect_ratio) == video_ops.CROP_ASPECT_RATIO_RANGE

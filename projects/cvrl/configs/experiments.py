@@ -49,18 +49,16 @@ def pretrain_data(
   dataset: str, is_training: bool, global_batch_size: int
 ) -> cvrl.PretrainDataConfig:
   """Release: pairs of 16-frame clips at temporal stride 2, cropped to 224^2."""
-  standard = video_data.standard_video_data(
+  return video_data.standard_video_data(
     dataset,
     is_training,
     num_frames=16,
     temporal_stride=2,
     crop_size=224,
     global_batch_size=global_batch_size,
+    data_class=cvrl.PretrainDataConfig,
+    shuffle_buffer_size=1024,
   )
-  config = cvrl.PretrainDataConfig()
-  config.override(standard.as_dict(), is_strict=True)
-  config.shuffle_buffer_size = 1024
-  return config
 
 
 def _kinetics_pretrain(dataset: str) -> cfg.ExperimentConfig:
