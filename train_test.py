@@ -58,6 +58,39 @@ class TrainPyTest(tf.test.TestCase):
     self.assertTrue(os.path.exists(os.path.join(model_dir, 'params.yaml')))
     self.assertEqual(tf.train.latest_checkpoint(model_dir).rsplit('-', 1)[-1], '4')
 
+  def test_non_finite_training_stops_with_one_error_line(self):
+    info = tiny_data.tiny_moving_mnist(os.path.join(self.get_temp_dir(), 'data'))
+    model_dir = os.path.join(self.get_temp_dir(), 'diverged')
+    # A learning rate of 1e30 overflows the weights within a few steps.
+    diverging = ','.join(
+      [
+        tiny_demo_override(info),
+        'trainer.train_steps=8',
+        'trainer.steps_per_loop=1',
+        'trainer.checkpoint_interval=1',
+        'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=1e30',
+        'trainer.optimizer_config.warmup.linear.warmup_steps=1',
+        'runtime.mixed_precision_dtype=float32',
+      ]
+    )
+    result = run_train_py(
+      '--experiment=video_classification_demo',
+      '--mode=train',
+      f'--model_dir={model_dir}',
+      f'--params_override={diverging}',
+      '--seed=0',
+    )
+    self.assertEqual(result.returncode, 1, result.stderr[-3000:])
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    self.assertLen(error_lines, 1)
+    self.assertRegex(error_lines[0], r'global step \d+')
+    last = tf.train.latest_checkpoint(model_dir)
+    if last:
+      self.assertIn(f'the last good checkpoint is {last}', error_lines[0])
+    else:
+      self.assertIn('no checkpoint was saved', error_lines[0])
+    self.assertNotIn('Traceback', result.stderr)
+
   def test_list_experiments(self):
     result = run_train_py('--list_experiments')
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
