@@ -1,18 +1,22 @@
 r"""CVRL pretraining throughput: ours against Model Garden's video_ssl, at float32 and bfloat16.
 
 Usage (from the repo root; `python -m bench.cvrl_throughput` works the same):
-  python bench/cvrl_throughput.py [--precisions=float32,bfloat16] [--num_frames=8]
+  python bench/cvrl_throughput.py [--precisions=float32,bfloat16] [--rounds=3] [--num_frames=8]
       [--crop_size=112] [--batch_size=4] [--warmup_steps=3] [--timed_steps=10]
 
 Both sides train the same network, CVRL's R3D-50 (`projects.cvrl.configs.cvrl.cvrl_r3d(50)`,
 which is also the backbone of the authors' video_ssl release) with the 3-layer 2048-wide
 projection head, on the same generated TFRecords, clip shape, batch and SGD optimizer: ours is
 the `cvrl_kinetics600` experiment, the peer is Model Garden's `video_ssl_pretrain_kinetics600`
-with the backbone and optimizer set to the same values. Each (side, precision) runs in its own
-process, so that its peak RSS is its own; steps are timed inside the process after warm-up
-steps (tracing and the first steps excluded), through the trainer `train.py` uses. A further
-process times a large matmul at each precision: the training step's achieved FLOP/s is printed
-against it. Step FLOPs are 3x the forward FLOPs (backward ~2x forward) of every clip in the step,
+with the backbone and optimizer set to the same values. Both train through the trainer
+`train.py` uses (projects.common.training), so both keep the stem convolution in float32 under
+bfloat16 on a CPU. Every measurement is a fresh process, so that its peak RSS is its own; steps are
+timed inside it after warm-up steps (tracing and the first steps excluded). The sides alternate,
+ours then peer, for `--rounds` rounds, so a change in the machine's load over the run falls on both;
+each side's s/step is the median over rounds with its range, and the ratio is the ratio of the
+medians with the range of the per-round ratios. A run whose last loss is not finite fails the
+benchmark: the speed of a diverged run is no figure. A further process times a large matmul at
+each precision: the training step's achieved FLOP/s is printed against it. Step FLOPs are 3x the forward FLOPs (backward ~2x forward) of every clip in the step,
 forward FLOPs counted by TensorFlow's per-op statistics (`projects.common.model_stats`).
 
 Model Garden's video_ssl is imported here only, never from `projects/`.
@@ -20,8 +24,10 @@ Model Garden's video_ssl is imported here only, never from `projects/`.
 
 import argparse
 import json
+import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,8 +37,8 @@ if __package__ in (None, ''):
   # Run as a script: make the repo root importable, as `python -m` would.
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Must precede TensorFlow's import: without it 3D convolutions are 10-80x slower on these CPUs
-# (shared/notes/cpu-onednn.md). Both sides get it.
+# Must precede TensorFlow's import: TensorFlow 2.20's Eigen 3D convolutions, used without it, are
+# far slower (train.py gives the figures). Both sides get it.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -142,8 +148,10 @@ def _forward_flops_per_clip(model, clip_shape) -> int:
 def run_side(args) -> dict:
   """Times one side's training steps in this process."""
   import tensorflow as tf
-  from official.core import task_factory, train_utils
+  from official.core import task_factory
   from official.modeling import performance
+
+  from projects.common.training import trainer as trainer_lib
 
   input_path = os.path.join(args.data_dir, 'videos*')
   config = _our_config(args, input_path)
@@ -155,7 +163,7 @@ def run_side(args) -> dict:
   strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
   with strategy.scope(), tempfile.TemporaryDirectory() as model_dir:
     task = task_factory.get_task(config.task, logging_dir=model_dir)
-    trainer = train_utils.create_trainer(config, task, train=True, evaluate=False)
+    trainer = trainer_lib.create_trainer(config, task, model_dir, train=True, evaluate=False)
     trainer.train(tf.constant(args.warmup_steps, tf.int32))
     start = time.perf_counter()
     logs = trainer.train(tf.constant(args.timed_steps, tf.int32))
@@ -221,47 +229,77 @@ def _child(args, side: str, precision: str) -> dict:
   if result.returncode != 0:
     sys.stderr.write(result.stderr[-4000:])
     raise SystemExit(f'{side} at {precision} failed (exit {result.returncode})')
-  return json.loads(result.stdout.strip().splitlines()[-1])
+  measured = json.loads(result.stdout.strip().splitlines()[-1])
+  if side != 'matmul':
+    check_finite_loss(measured)
+  return measured
+
+
+def check_finite_loss(run: dict) -> None:
+  """Exits naming the run if its last training loss is NaN or infinite."""
+  if not math.isfinite(run['last_loss']):
+    raise SystemExit(
+      f'{run["side"]} at {run["precision"]}: the last training loss is {run["last_loss"]}; a '
+      'diverged run has no meaningful speed, so the benchmark stops here'
+    )
+
+
+def _median_and_range(values: list[float]) -> str:
+  return f'{statistics.median(values):.3f} ({min(values):.3f}-{max(values):.3f})'
 
 
 def _report(args, results: dict) -> None:
+  """`results[(side, precision)]` is the list of that side's runs, one per round, in order."""
   print(
     f'CVRL pretraining, R3D-50, {args.batch_size} videos x 2 clips of '
     f'{args.num_frames}x{args.crop_size}^2 per step, {args.timed_steps} steps timed after '
-    f'{args.warmup_steps}, one CPU device: {cpu_description()}'
+    f'{args.warmup_steps}, {args.rounds} rounds alternating ours/peer, each run a fresh '
+    f'process on one CPU device'
   )
-  header = (
-    f'{"side":<6}{"precision":<10}{"s/step":>8}{"steps/s":>9}{"videos/s":>10}{"peak RSS MB":>13}'
-    f'{"GFLOP/s":>9}{"of matmul":>11}{"loss":>8}'
+  print(f'CPU: {cpu_description()}')
+  print(
+    f'{"side":<6}{"precision":<10}{"s/step median (range)":>24}{"videos/s":>10}'
+    f'{"peak RSS MB":>13}{"GFLOP/s":>9}{"of matmul":>11}  last loss per round'
   )
-  print(header)
   for precision in args.precisions:
-    matmul = results[('matmul', precision)]['gflop_per_second']
+    matmul = results[('matmul', precision)][0]['gflop_per_second']
     for side in SIDES:
-      r = results[(side, precision)]
-      achieved = r['step_gflop'] / r['seconds_per_step']
+      runs = results[(side, precision)]
+      seconds = [r['seconds_per_step'] for r in runs]
+      median = statistics.median(seconds)
+      achieved = runs[0]['step_gflop'] / median
+      losses = ' '.join(f'{r["last_loss"]:.3f}' for r in runs)
       print(
-        f'{side:<6}{precision:<10}{r["seconds_per_step"]:>8.3f}{1 / r["seconds_per_step"]:>9.3f}'
-        f'{r["videos_per_second"]:>10.2f}{r["peak_rss_mb"]:>13.0f}{achieved:>9.1f}'
-        f'{achieved / matmul:>10.0%} {r["last_loss"]:>7.3f}'
+        f'{side:<6}{precision:<10}{_median_and_range(seconds):>24}'
+        f'{args.batch_size / median:>10.2f}{max(r["peak_rss_mb"] for r in runs):>13.0f}'
+        f'{achieved:>9.1f}{achieved / matmul:>10.0%}  {losses}'
       )
-    print(f'{"matmul":<6}{precision:<10}{"":>49}{matmul:>9.1f}   (2048x2048)')
-  ours, peer = results[('ours', args.precisions[0])], results[('peer', args.precisions[0])]
+    print(f'{"matmul":<6}{precision:<10}{"":>47}{matmul:>9.1f}   (2048x2048)')
+  ours, peer = results[('ours', args.precisions[0])][0], results[('peer', args.precisions[0])][0]
   print(
     f'step: {ours["step_gflop"]:.1f} GFLOP (ours), {peer["step_gflop"]:.1f} GFLOP (peer); '
     f'parameters {ours["parameters"] / 1e6:.1f}M (ours), {peer["parameters"] / 1e6:.1f}M (peer)'
   )
   for precision in args.precisions:
     ours, peer = results[('ours', precision)], results[('peer', precision)]
+    ours_seconds = [r['seconds_per_step'] for r in ours]
+    peer_seconds = [r['seconds_per_step'] for r in peer]
+    # Above 1: ours is faster. The range pairs each round's two runs, which ran back to back.
+    per_round = [p / o for o, p in zip(ours_seconds, peer_seconds, strict=True)]
+    memory = statistics.median(r['peak_rss_mb'] for r in ours) / statistics.median(
+      r['peak_rss_mb'] for r in peer
+    )
     print(
-      f'ratio ours/peer at {precision}: speed {peer["seconds_per_step"] / ours["seconds_per_step"]:.2f}x, '
-      f'peak memory {ours["peak_rss_mb"] / peer["peak_rss_mb"]:.2f}x'
+      f'ratio ours/peer at {precision}: speed (peer s/step / ours s/step, ratio of medians) '
+      f'{statistics.median(peer_seconds) / statistics.median(ours_seconds):.2f}x '
+      f'(per round {min(per_round):.2f}-{max(per_round):.2f}x), peak memory {memory:.2f}x'
     )
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--precisions', default='float32,bfloat16')
+  parser.add_argument('--rounds', type=int, default=3)
   parser.add_argument('--num_frames', type=int, default=8)
   parser.add_argument('--crop_size', type=int, default=112)
   parser.add_argument('--batch_size', type=int, default=4)
@@ -276,17 +314,28 @@ def main() -> None:
     result = run_matmul(args) if args.side == 'matmul' else run_side(args)
     print(json.dumps(result))
     return
+  if args.rounds < 1:
+    parser.error(f'--rounds must be at least 1, got {args.rounds}')
   args.precisions = args.precisions.split(',')
+  print(f'CPU: {cpu_description()}', file=sys.stderr, flush=True)
   with tempfile.TemporaryDirectory() as data_dir:
     args.data_dir = data_dir
     _write_data(data_dir)
     results = {}
     for precision in args.precisions:
-      for side in ('matmul', *SIDES):
-        start = time.perf_counter()
-        results[(side, precision)] = _child(args, side, precision)
-        seconds = time.perf_counter() - start
-        print(f'  measured {side} at {precision} ({seconds:.0f} s)', file=sys.stderr, flush=True)
+      results[('matmul', precision)] = [_child(args, 'matmul', precision)]
+      for round_index in range(args.rounds):
+        for side in SIDES:
+          start = time.perf_counter()
+          run = _child(args, side, precision)
+          results.setdefault((side, precision), []).append(run)
+          print(
+            f'  round {round_index + 1}/{args.rounds}: {side} at {precision} '
+            f'{run["seconds_per_step"]:.3f} s/step, last loss {run["last_loss"]:.4f} '
+            f'({time.perf_counter() - start:.0f} s)',
+            file=sys.stderr,
+            flush=True,
+          )
     _report(args, results)
 
 
