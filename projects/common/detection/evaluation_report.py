@@ -222,6 +222,9 @@ def category_names_beside(input_path: str | Sequence[str]) -> dict[int, str]:
 class PerCategoryCOCOEvaluator(coco_evaluator.COCOEvaluator):
   """Model Garden's COCOEvaluator that keeps its COCOevals (`coco_evals`) for the report.
 
+  It also accepts the RetinaNet parser's per-image ground-truth counts, which Model Garden's own
+  evaluator rejects under NumPy 2 when the task has no `annotation_file`.
+
   Model Garden's `per_category_metrics` reads `COCOeval.category_stats`, which only the TF
   object-detection fork of pycocotools sets: with pycocotools from PyPI it adds nothing. Here the
   per-category figures come from `COCOeval.eval['precision']` and reach the evaluation logs (as
@@ -245,6 +248,14 @@ class PerCategoryCOCOEvaluator(coco_evaluator.COCOEvaluator):
     self._log_per_category = self._per_category_metrics
     self._per_category_metrics = True
     self.coco_evals: dict[str, cocoeval.COCOeval] = {}
+
+  def update_state(self, groundtruths, predictions):
+    if groundtruths and 'num_detections' in groundtruths:
+      # Model Garden's RetinaNet parser gives each image's count as a [1] vector, which its
+      # ground-truth conversion reads with int(): an error since NumPy 2. One number per image.
+      counts = tf.nest.map_structure(lambda c: tf.reshape(c, [-1]), groundtruths['num_detections'])
+      groundtruths = {**groundtruths, 'num_detections': counts}
+    super().update_state(groundtruths, predictions)
 
   def evaluate(self):
     self.coco_evals = {}

@@ -177,7 +177,10 @@ class LabelMapTest(tf.test.TestCase):
 
 
 def batch_of_ground_truth() -> dict[str, tf.Tensor]:
-  """OBJECTS as a Model Garden dataloader's `groundtruths` (one batch of the 3 images)."""
+  """OBJECTS as Model Garden's RetinaNet dataloader's `groundtruths` (a batch of the 3 images).
+
+  That parser gives each image's object count as a [1] vector.
+  """
   boxes = np.zeros([3, 2, 4], np.float32)
   classes = np.zeros([3, 2], np.int32)
   counts = np.zeros([3], np.int32)
@@ -190,7 +193,7 @@ def batch_of_ground_truth() -> dict[str, tf.Tensor]:
     'source_id': tf.constant([1, 2, 3]),
     'height': tf.constant([HEIGHT] * 3),
     'width': tf.constant([WIDTH] * 3),
-    'num_detections': tf.constant(counts),
+    'num_detections': tf.constant(counts[:, None]),
     'boxes': tf.constant(boxes),
     'classes': tf.constant(classes),
   }
