@@ -4,5 +4,7 @@
 from projects.cvrl.configs import cvrl
 from projects.cvrl.tasks import linear_eval, pretrain
 from projects.resnet3d_rs.tasks import resnet3d_rs as resnet3d_rs_task
+from projects.spinenet.configs import spinenet
+from projects.spinenet.tasks import detection as spinenet_detection_task
 from projects.video_classification.configs import video_classification
 from projects.video_classification.tasks import video_classification as video_classification_task

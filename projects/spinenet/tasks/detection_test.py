@@ -1,0 +1,85 @@
+"""The class-id check of the SpineNet detection tasks: label map first, else the first batch."""
+
+import json
+import os
+
+import tensorflow as tf
+from official.core import exp_factory, task_factory
+
+from projects import registry_imports  # noqa: F401
+from projects.spinenet.configs import detection as detection_configs
+from projects.spinenet.tasks import detection
+
+
+def _write_records(path: str, labels_per_example: list[list[int]]) -> None:
+  with tf.io.TFRecordWriter(path) as writer:
+    for labels in labels_per_example:
+      feature = {
+        detection.CLASS_LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=labels))
+      }
+      example = tf.train.Example(features=tf.train.Features(feature=feature))
+      writer.write(example.SerializeToString())
+
+
+def _data(input_path: str, batch_size: int = 2, is_training: bool = True):
+  return detection_configs.RetinaNetDataConfig(
+    input_path=input_path, global_batch_size=batch_size, is_training=is_training
+  )
+
+
+class LargestClassIdTest(tf.test.TestCase):
+  def test_label_map_beside_the_shards_wins(self):
+    folder = self.get_temp_dir()
+    _write_records(os.path.join(folder, 'train-00000-of-00001.tfrecord'), [[1]])
+    label_map = os.path.join(folder, 'categories.json')
+    with open(label_map, 'w') as f:
+      json.dump([{'id': 1, 'name': 'a'}, {'id': 90, 'name': 'z'}], f)
+    self.assertEqual(
+      detection.largest_class_id(_data(os.path.join(folder, 'train*'))), (90, label_map)
+    )
+
+  def test_without_label_map_the_first_batch_is_read(self):
+    folder = self.get_temp_dir()
+    path = os.path.join(folder, 'shard.tfrecord')
+    # The third example lies beyond the first batch of 2.
+    _write_records(path, [[1, 4], [2], [9]])
+    largest, where = detection.largest_class_id(_data(path))
+    self.assertEqual(largest, 4)
+    self.assertIn('first 2 examples', where)
+
+  def test_unknown_without_files_or_labels(self):
+    self.assertIsNone(detection.largest_class_id(_data('')))
+    self.assertIsNone(detection.largest_class_id(_data(os.path.join(self.get_temp_dir(), 'no*'))))
+    path = os.path.join(self.get_temp_dir(), 'empty.tfrecord')
+    _write_records(path, [[]])
+    self.assertIsNone(detection.largest_class_id(_data(path)))
+
+
+class CheckNumClassesTest(tf.test.TestCase):
+  def test_too_few_classes_names_both_numbers(self):
+    path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
+    _write_records(path, [[3], [10]])
+    with self.assertRaisesRegex(
+      ValueError,
+      r'task.model.num_classes=10 is too small for task.validation_data: .* has class id 10; .*'
+      r'num_classes=11',
+    ):
+      detection.check_num_classes(10, _data(path, is_training=False))
+    detection.check_num_classes(11, _data(path))
+
+  def test_task_fails_before_parsing_any_example(self):
+    # The records hold no image: the check must fail before Model Garden's decoder reads one.
+    path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
+    _write_records(path, [[5]])
+    config = exp_factory.get_exp_config('retinanet_spinenet_demo').task
+    config.model.num_classes = 4
+    config.train_data.builtin_dataset = ''
+    config.train_data.input_path = path
+    task = task_factory.get_task(config)
+    self.assertIsInstance(task, detection.RetinaNetTask)
+    with self.assertRaisesRegex(ValueError, r'num_classes=4 .* class id 5'):
+      task.build_inputs(config.train_data)
+
+
+if __name__ == '__main__':
+  tf.test.main()
