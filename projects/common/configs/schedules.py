@@ -103,9 +103,12 @@ def epoch_trainer(
 
 
 def _scaled(value, ratio: float, steps: bool):
+  """`value` (a number or a list) times `ratio`; positive step counts stay whole and at least 1."""
   if isinstance(value, list | tuple):
     return type(value)(_scaled(v, ratio, steps) for v in value)
-  return max(1, round(value * ratio)) if steps else value * ratio
+  if not steps:
+    return value * ratio
+  return max(1, round(value * ratio)) if value > 0 else value
 
 
 def _selected(trainer: cfg.TrainerConfig, name: str) -> tuple[str, object | None]:

@@ -68,6 +68,17 @@ def test_validation_steps_follow_the_validation_batch():
   assert trainer_of('cvrl_linear_eval_demo').validation_steps == 5
 
 
+def test_no_warm_up_stays_none():
+  default = experiment_config.get_experiment('video_classification_demo')
+  default.trainer.optimizer_config.warmup.linear.warmup_steps = 0
+  params = experiment_config.get_experiment('video_classification_demo')
+  params.trainer.optimizer_config.warmup.linear.warmup_steps = 0
+  params.task.train_data.global_batch_size = 8
+  schedules.follow_data_changes(default, params)
+  assert params.trainer.optimizer_config.warmup.linear.warmup_steps == 0
+  assert params.trainer.train_steps == 4 * (2000 // 8)
+
+
 def test_unchanged_data_changes_nothing():
   name = 'resnet3d_rs50_kinetics400'
   default = experiment_config.get_experiment(name)
