@@ -6,8 +6,11 @@ Usage (from the repo root; `python -m tools.export_saved_model` works the same):
     [--num_frames=16 --height=64 --width=64]
 
 The model is the experiment's (`--config_file` / `--params_override` as in train.py), restored
-from `--checkpoint` (a train.py model_dir or a checkpoint prefix) which must hold every variable
-of it. Signatures, each taking `frames`: uint8 `[batch, num_frames, height, width, 3]` clips
+with the weights train.py's evaluation scores from `--checkpoint`, which must hold every variable
+of it: a train.py model_dir (its best checkpoint when the run keeps one in
+`trainer.best_checkpoint_export_subdir`, else its latest), a folder of checkpoints (its latest) or
+a checkpoint prefix. With `trainer.optimizer_config.ema` those weights are the moving averages.
+The checkpoint taken, and why, is printed. Signatures, each taking `frames`: uint8 `[batch, num_frames, height, width, 3]` clips
 already cut to the model's input (default: `validation_data.feature_shape`), normalised inside
 as the training input pipeline does (to [0, 1], or [-1, 1] with `zero_centering_image`):
   serving_default: classifiers: `logits` and `probabilities` (softmax, or sigmoid for multi-label
@@ -129,10 +132,11 @@ def build_serving_module(
 ) -> tuple[VideoServingModule, str]:
   """The experiment's model restored from `checkpoint`, serving `validation_data.feature_shape`.
 
-  Returns the module and the checkpoint prefix read.
+  Returns the module and which checkpoint and weights were read.
   """
-  model = task_factory.get_task(params.task).build_model()
-  path = video_features.restore_checkpoint(model, checkpoint, whole_model=True)
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  source = video_features.restore_evaluated_model(task, params, model, checkpoint, whole_model=True)
   data = params.task.validation_data
   module = VideoServingModule(
     model,
@@ -140,7 +144,7 @@ def build_serving_module(
     is_multilabel=params.task.train_data.is_multilabel,
     clip_shape=tuple(data.feature_shape[:3]),
   )
-  return module, path
+  return module, source
 
 
 def export(module: VideoServingModule, params: cfg.ExperimentConfig, export_dir: str) -> None:
@@ -175,7 +179,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     description=__doc__.split('\n', 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
   )
   add_experiment_arguments(parser)
-  parser.add_argument('--checkpoint', required=True, help='train.py model_dir or checkpoint prefix')
+  parser.add_argument(
+    '--checkpoint',
+    required=True,
+    help='train.py model_dir (its best checkpoint, else its latest) or checkpoint prefix',
+  )
   parser.add_argument('--export_dir', required=True, help='folder to write the SavedModel to')
   for name in ('num_frames', 'height', 'width'):
     parser.add_argument(
@@ -191,10 +199,11 @@ def main(argv: Sequence[str] | None = None) -> int:
       args.experiment, args.config_file, args.params_override
     )
     params = with_clip_shape(params, (args.num_frames, args.height, args.width))
-    module, path = build_serving_module(params, args.checkpoint)
+    module, source = build_serving_module(params, args.checkpoint)
   except (experiment_config.ExperimentConfigError, video_features.CheckpointError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  print(f'checkpoint: {source}')
   export(module, params, args.export_dir)
   shape = module.frames_spec.shape.as_list()
   for name, function in module.signatures().items():
@@ -202,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       f'{key} {spec.shape.as_list()}' for key, spec in sorted(function.structured_outputs.items())
     )
     print(f'  {name}: {FRAMES_INPUT} uint8 {shape} -> {outputs}')
-  print(f'exported {args.experiment} from {path} to {args.export_dir}')
+  print(f'exported {args.experiment} to {args.export_dir}')
   return 0
 
 

@@ -5,7 +5,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
-from official.core import task_factory
+from official.core import task_factory, train_utils
 
 from projects.common import experiment_config
 from tools import export_saved_model
@@ -14,6 +14,7 @@ from tools.extract_features_test import (
   assert_user_error,
   run_cli,
   run_main,
+  tiny_override,
 )
 
 
@@ -124,6 +125,100 @@ class ExportSavedModelTest(TinyDemoCheckpointMixin, tf.test.TestCase):
         )
         assert_user_error(self, result, expected)
         self.assertFalse(os.path.exists(export_dir))
+
+
+class MovingAverageExportTest(TinyDemoCheckpointMixin, tf.test.TestCase):
+  """A run trained as train.py trains it, with weight averaging and a kept best checkpoint."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.ema_override = (
+      f'{tiny_override(cls.info)},task.train_data.global_batch_size=2,'
+      'trainer.optimizer_config.ema.average_decay=0.5,'
+      'trainer.optimizer_config.ema.trainable_weights_only=false,'
+      'trainer.best_checkpoint_export_subdir=best_ckpt,'
+      'trainer.best_checkpoint_eval_metric=top_1_accuracy'
+    )
+    params = experiment_config.build_experiment_config(
+      'video_classification_demo', (), cls.ema_override
+    )
+    cls.model_dir = os.path.join(cls.root, 'ema_run')
+    strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
+    with strategy.scope():
+      task = task_factory.get_task(params.task, logging_dir=cls.model_dir)
+      trainer = train_utils.create_trainer(
+        params,
+        task,
+        train=True,
+        evaluate=True,
+        checkpoint_exporter=train_utils.maybe_create_best_ckpt_exporter(params, cls.model_dir),
+      )
+    manager = tf.train.CheckpointManager(trainer.checkpoint, cls.model_dir, max_to_keep=3)
+    cls.frames = np.random.RandomState(0).randint(0, 256, [2, 8, 32, 32, 3]).astype(np.uint8)
+    images = tf.constant(cls.frames, tf.float32) / 255.0
+
+    def train_and_evaluate(num_steps: int) -> tuple[str, np.ndarray]:
+      """Trains, saves, then returns the model's outputs as evaluation computes them."""
+      trainer.train(tf.constant(num_steps))
+      prefix = manager.save(checkpoint_number=trainer.global_step)
+      with strategy.scope():
+        trainer.eval_begin()  # Swaps the moving averages in.
+        logits = trainer.model({'image': images}, training=False).numpy()
+        trainer.eval_end()  # Keeps the first evaluation as best (no later one scores higher).
+      return prefix, logits
+
+    cls.best_logits = train_and_evaluate(3)[1]
+    cls.latest, cls.latest_logits = train_and_evaluate(2)
+    cls.trained_logits = trainer.model({'image': images}, training=False).numpy()
+
+  def _export(self, checkpoint: str) -> tuple[np.ndarray, str, str]:
+    """(served logits, stdout, export dir) of the run exported from `checkpoint`."""
+    export_dir = tempfile.mkdtemp(dir=self.root)
+    code, stdout, stderr = run_export(
+      '--experiment=video_classification_demo',
+      f'--params_override={self.ema_override}',
+      f'--checkpoint={checkpoint}',
+      f'--export_dir={export_dir}',
+    )
+    self.assertEqual(code, 0, stderr)
+    served = tf.saved_model.load(export_dir).signatures['serving_default']
+    return served(frames=tf.constant(self.frames))['logits'].numpy(), stdout, export_dir
+
+  def test_run_folder_exports_the_best_checkpoint_as_evaluated(self):
+    self.assertNotAllClose(self.best_logits, self.latest_logits)
+    logits, stdout, export_dir = self._export(self.model_dir)
+    best = tf.train.latest_checkpoint(os.path.join(self.model_dir, 'best_ckpt'))
+    self.assertIn(f'checkpoint: {best} (best checkpoint (top_1_accuracy 0.0000 at step 3)', stdout)
+    self.assertAllClose(logits, self.best_logits, rtol=1e-5, atol=1e-5)
+
+    self._assert_features_match_export(self.model_dir, export_dir, f'checkpoint: {best} (best')
+
+  def _assert_features_match_export(self, checkpoint: str, export_dir: str, expected_stdout: str):
+    """extract_features from `checkpoint` takes the weights exported from it to `export_dir`."""
+    outputs, stdouts = {}, {}
+    for source in (f'--checkpoint={checkpoint}', f'--saved_model={export_dir}'):
+      outputs[source] = os.path.join(tempfile.mkdtemp(dir=self.root), 'features.npz')
+      code, stdouts[source], stderr = run_main(
+        '--experiment=video_classification_demo',
+        f'--params_override={self.ema_override}',
+        f'--input={self.info.validation_pattern}',
+        f'--output={outputs[source]}',
+        source,
+      )
+      self.assertEqual(code, 0, stderr)
+    self.assertIn(expected_stdout, stdouts[f'--checkpoint={checkpoint}'])
+    from_checkpoint, from_saved_model = (np.load(path)['features'] for path in outputs.values())
+    self.assertAllClose(from_checkpoint, from_saved_model, rtol=1e-5, atol=1e-6)
+
+  def test_training_checkpoint_exports_its_moving_averages(self):
+    logits, stdout, export_dir = self._export(self.latest)
+    expected = f'checkpoint: {self.latest} (checkpoint given; moving-average weights)'
+    self.assertIn(expected, stdout)
+    self.assertNotAllClose(self.latest_logits, self.trained_logits)
+    self.assertAllClose(logits, self.latest_logits, rtol=1e-5, atol=1e-5)
+    # The backbone alone, as extract_features restores it, gets the averages too.
+    self._assert_features_match_export(self.latest, export_dir, expected)
 
 
 if __name__ == '__main__':

@@ -8,8 +8,12 @@ Usage (from the repo root; `python -m tools.extract_features` works the same):
     --input=videos.csv --output=/tmp/features.npz
 
 The model is the experiment's (`--config_file` / `--params_override` as in train.py), restored
-from `--checkpoint` (a train.py model_dir or a checkpoint prefix; every backbone variable must be
-in it), or the `features` signature of a SavedModel from tools/export_saved_model.py. A video's
+from `--checkpoint` (every backbone variable must be in it) with the weights train.py's
+evaluation scores: a train.py model_dir (its best checkpoint when the run keeps one in
+`trainer.best_checkpoint_export_subdir`, else its latest), a folder of checkpoints (its latest) or
+a checkpoint prefix; the moving averages with `trainer.optimizer_config.ema`; the checkpoint
+taken, and why, is printed. Or the model is the `features` signature of a SavedModel from
+tools/export_saved_model.py. A video's
 embedding is the global average pool of the backbone's deepest endpoint, averaged over
 `num_clips` evenly spaced clips x `num_crops` crops (default: the experiment's
 `validation_data.num_test_clips` / `num_test_crops`), sampled as in Model Garden's evaluation
@@ -220,10 +224,12 @@ def checkpoint_embedder(
 ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int], str]:
   """Embedding function of the experiment's model restored from `checkpoint`.
 
-  Returns it, the clip shape `(frames, height, width)` it takes and the checkpoint read.
+  Returns it, the clip shape `(frames, height, width)` it takes and which checkpoint and weights
+  were read.
   """
-  model = task_factory.get_task(params.task).build_model()
-  path = video_features.restore_checkpoint(model, checkpoint)
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  source = video_features.restore_evaluated_model(task, params, model, checkpoint)
   data = params.task.validation_data
   num_frames, height, width = data.feature_shape[:3]
 
@@ -234,7 +240,7 @@ def checkpoint_embedder(
   def embed(frames: tf.Tensor) -> tf.Tensor:
     return video_features.clip_features(model.backbone, frames, data.zero_centering_image)
 
-  return lambda views: embed(views).numpy(), (num_frames, height, width), path
+  return lambda views: embed(views).numpy(), (num_frames, height, width), source
 
 
 def saved_model_embedder(
@@ -312,7 +318,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   )
   add_experiment_arguments(parser)
   weights = parser.add_mutually_exclusive_group(required=True)
-  weights.add_argument('--checkpoint', help='train.py model_dir or checkpoint prefix')
+  weights.add_argument(
+    '--checkpoint',
+    help='train.py model_dir (its best checkpoint, else its latest) or checkpoint prefix',
+  )
   weights.add_argument('--saved_model', help='SavedModel from tools/export_saved_model.py')
   parser.add_argument(
     '--input', required=True, help='TFRecord pattern(s), a folder of videos or a CSV path[,label]'
@@ -349,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = params.task.validation_data
     if args.checkpoint:
       embed, clip_shape, source = checkpoint_embedder(params, args.checkpoint)
+      print(f'checkpoint: {source}')
     else:
       embed, clip_shape = saved_model_embedder(args.saved_model, data)
       source = args.saved_model

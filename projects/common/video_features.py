@@ -5,22 +5,34 @@ VideoClassificationModel, the CVRL models): the embedding of a clip is the globa
 the backbone's deepest endpoint (`pooling.global_pool`) in float32, and the embedding of a video
 the mean over its views (clips x crops), sampled as Model Garden's evaluation samples them.
 Shared by tools/extract_features.py and tools/export_saved_model.py, so that features computed
-from a checkpoint and from an exported SavedModel come from the same function.
+from a checkpoint and from an exported SavedModel come from the same function and the same
+weights: those train.py's evaluation scores (`restore_evaluated_model`).
 """
 
 import collections
 import dataclasses
+import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
+from official.core import base_task, train_utils
+from official.core import config_definitions as cfg
+from official.modeling import optimization
 from official.vision.configs import video_classification as mg_video
 from official.vision.ops import preprocess_ops_3d
 
 from projects.common import video_ops
 from projects.common.modeling import pooling
+
+# Model Garden's BestCheckpointExporter writes the best evaluation's logs, with its step, here.
+BEST_CHECKPOINT_INFO = 'info.json'
+BEST_CHECKPOINT_STEP = 'best_ckpt_global_step'
+# In the names of the trainer checkpoint's EMA slots ('<variable>/.OPTIMIZER_SLOT/optimizer/...').
+MOVING_AVERAGE_SLOT = '/.OPTIMIZER_SLOT/optimizer/average/'
 
 
 class CheckpointError(ValueError):
@@ -157,22 +169,70 @@ def average_view_features(
   yield from finished()
 
 
-def resolve_checkpoint(checkpoint: str) -> str:
-  """A checkpoint prefix from a prefix or a folder of checkpoints (train.py's `model_dir`)."""
+@dataclasses.dataclass(frozen=True)
+class ChosenCheckpoint:
+  """A checkpoint prefix and why it was taken, for the tools to print."""
+
+  path: str
+  reason: str
+
+  @property
+  def is_best(self) -> bool:
+    """Written by Model Garden's BestCheckpointExporter (`best_ckpt-N`)."""
+    return os.path.basename(self.path).startswith(f'{train_utils.BEST_CHECKPOINT_NAME}-')
+
+
+def _best_checkpoint_reason(prefix: str, metric_name: str) -> str:
+  """'best checkpoint (<metric> <value> at step N)' from the exporter's info.json beside it."""
+  info_path = os.path.join(os.path.dirname(prefix), BEST_CHECKPOINT_INFO)
+  if not tf.io.gfile.exists(info_path):
+    return 'best checkpoint'
+  with tf.io.gfile.GFile(info_path) as f:
+    info = json.load(f)
+  details = [f'step {int(info[BEST_CHECKPOINT_STEP])}'] if BEST_CHECKPOINT_STEP in info else []
+  if metric_name in info:
+    details.insert(0, f'{metric_name} {info[metric_name]:.4f}')
+  return f'best checkpoint ({" at ".join(details)})' if details else 'best checkpoint'
+
+
+def choose_checkpoint(
+  checkpoint: str, best_checkpoint_subdir: str = '', best_checkpoint_metric: str = ''
+) -> ChosenCheckpoint:
+  """The checkpoint to read from a checkpoint prefix or a folder.
+
+  A folder is a train.py `model_dir` (its best checkpoint, in `best_checkpoint_subdir`, when
+  there is one, else its latest checkpoint) or any folder with a `checkpoint` file (its latest).
+  """
   if tf.io.gfile.isdir(checkpoint):
+    if best_checkpoint_subdir:
+      best = tf.train.latest_checkpoint(os.path.join(checkpoint, best_checkpoint_subdir))
+      if best:
+        return ChosenCheckpoint(best, _best_checkpoint_reason(best, best_checkpoint_metric))
     latest = tf.train.latest_checkpoint(checkpoint)
     if not latest:
+      best_folder = f' nor {best_checkpoint_subdir}/' if best_checkpoint_subdir else ''
       raise CheckpointError(
-        f'checkpoint folder {checkpoint!r} names no checkpoint (its `checkpoint` file is missing); '
-        'pass a checkpoint prefix such as DIR/ckpt-100'
+        f'checkpoint folder {checkpoint!r} names no checkpoint (no `checkpoint` file there'
+        f'{best_folder}); pass a checkpoint prefix such as DIR/ckpt-100'
       )
-    return latest
-  if tf.io.gfile.exists(f'{checkpoint}.index'):
-    return checkpoint
-  raise CheckpointError(
-    f'checkpoint {checkpoint!r} not found: expected a model_dir holding checkpoints or a '
-    f'checkpoint prefix such as DIR/ckpt-100 (with DIR/ckpt-100.index)'
-  )
+    chosen = ChosenCheckpoint(latest, 'latest checkpoint')
+  elif tf.io.gfile.exists(f'{checkpoint}.index'):
+    chosen = ChosenCheckpoint(checkpoint, 'checkpoint given')
+  else:
+    raise CheckpointError(
+      f'checkpoint {checkpoint!r} not found: expected a model_dir holding checkpoints or a '
+      f'checkpoint prefix such as DIR/ckpt-100 (with DIR/ckpt-100.index)'
+    )
+  if chosen.is_best:
+    return ChosenCheckpoint(
+      chosen.path, _best_checkpoint_reason(chosen.path, best_checkpoint_metric)
+    )
+  return chosen
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+  """A checkpoint prefix from a prefix or a folder of checkpoints (its latest)."""
+  return choose_checkpoint(checkpoint).path
 
 
 def _describe_mismatch(error: Exception, limit: int = 300) -> str:
@@ -186,8 +246,9 @@ def _describe_mismatch(error: Exception, limit: int = 300) -> str:
   return text if len(text) <= limit else text[:limit] + '...'
 
 
-def _backbone_roots(model: tf_keras.Model, path: str) -> list[tuple[str, tf.train.Checkpoint]]:
-  """Checkpoint roots that reach only `model.backbone`, each at a path a checkpoint may use."""
+def _backbone_roots(model: tf_keras.Model, path: str) -> list[tuple[str, dict]]:
+  """Checkpoint roots (as `tf.train.Checkpoint` arguments) that reach only `model.backbone`,
+  each at a path a checkpoint may use."""
   roots = []
   # The backbone's entry inside `model/`, as tf.train.Checkpoint(model=model) writes it; a root
   # holding nothing else lets `assert_existing_objects_matched` check the backbone alone.
@@ -195,18 +256,20 @@ def _backbone_roots(model: tf_keras.Model, path: str) -> list[tuple[str, tf.trai
   names = [name for name, child in children.items() if child is model.backbone]
   if names:
     roots.append(
-      (
-        f'model/{names[0]}',
-        tf.train.Checkpoint(model=tf.train.Checkpoint(**{names[0]: model.backbone})),
-      )
+      (f'model/{names[0]}', {'model': tf.train.Checkpoint(**{names[0]: model.backbone})})
     )
   # Model Garden's trainer also writes the model's `checkpoint_items` (the backbone) at the top.
   if any(name.startswith('backbone/') for name, _ in tf.train.list_variables(path)):
-    roots.append(('backbone', tf.train.Checkpoint(backbone=model.backbone)))
+    roots.append(('backbone', {'backbone': model.backbone}))
   return roots
 
 
-def restore_checkpoint(model: tf_keras.Model, checkpoint: str, whole_model: bool = False) -> str:
+def restore_checkpoint(
+  model: tf_keras.Model,
+  checkpoint: str,
+  whole_model: bool = False,
+  optimizer: tf_keras.optimizers.legacy.Optimizer | None = None,
+) -> str:
   """Restores `model` from a checkpoint written by train.py or `tf.train.Checkpoint(model=...)`.
 
   Restores `model.backbone` alone, or with `whole_model` every variable of the model (e.g. a
@@ -214,30 +277,76 @@ def restore_checkpoint(model: tf_keras.Model, checkpoint: str, whole_model: bool
   another experiment or config is an error naming it, never a silently random network. The
   backbone is found where `tf.train.Checkpoint(model=model)` writes it, or at the top-level
   `backbone` entry Model Garden's trainer adds (so a linear-evaluation model can read a
-  pretraining checkpoint). Returns the checkpoint prefix read.
+  pretraining checkpoint). `optimizer`'s slots (e.g. moving averages) are read from the
+  trainer's `optimizer` entry too, and checked alike. Returns the checkpoint prefix read.
 
   Raises:
     CheckpointError: the checkpoint is missing or does not match the model.
   """
   path = resolve_checkpoint(checkpoint)
-  if whole_model:
-    try:
-      tf.train.Checkpoint(model=model).read(path).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
-      raise CheckpointError(
-        f"checkpoint {path!r} does not hold this experiment's whole model "
-        f'(written by another experiment or config?): {_describe_mismatch(e)}'
-      ) from None
-    return path
+  optimizer_root = {'optimizer': optimizer} if optimizer else {}
+  roots = [('model', {'model': model})] if whole_model else _backbone_roots(model, path)
   problems = []
-  for where, root in _backbone_roots(model, path):
+  for where, root in roots:
     try:
-      root.read(path).expect_partial().assert_existing_objects_matched()
+      status = tf.train.Checkpoint(**root, **optimizer_root).read(path)
+      status.expect_partial().assert_existing_objects_matched()
       return path
     except (AssertionError, ValueError, tf.errors.OpError) as e:
       problems.append(f'under {where!r}: {_describe_mismatch(e)}')
+  restored = model if whole_model else model.backbone
+  what = (
+    "this experiment's whole model" if whole_model else "the weights of this experiment's backbone"
+  )
   raise CheckpointError(
-    f"checkpoint {path!r} does not hold the weights of this experiment's backbone "
-    f'({len(model.backbone.variables)} variables; written by another experiment or config?)'
+    f'checkpoint {path!r} does not hold {what}'
+    + (' with their optimizer slots' if optimizer else '')
+    + f' ({len(restored.variables)} variables; written by another experiment or config?)'
     + (f'; {"; ".join(problems)}' if problems else '')
   )
+
+
+def _holds_moving_averages(path: str) -> bool:
+  return any(MOVING_AVERAGE_SLOT in name for name, _ in tf.train.list_variables(path))
+
+
+def restore_evaluated_model(
+  task: base_task.Task,
+  params: cfg.ExperimentConfig,
+  model: tf_keras.Model,
+  checkpoint: str,
+  whole_model: bool = False,
+) -> str:
+  """Restores the weights train.py's evaluation scores; returns which checkpoint and weights.
+
+  `checkpoint` is a prefix or a folder (see `choose_checkpoint`: a model_dir's best checkpoint
+  first). When the optimizer keeps moving averages of the weights (`optimizer_config.ema`),
+  Model Garden's evaluation swaps them in, so they are restored: from the optimizer's slots of
+  a training checkpoint, or as the weights of a best checkpoint, which the trainer saves while
+  the averages are swapped in. A checkpoint without averages gives its trained weights.
+  """
+  trainer = params.trainer
+  chosen = choose_checkpoint(
+    checkpoint, trainer.best_checkpoint_export_subdir, trainer.best_checkpoint_eval_metric
+  )
+  optimizer = train_utils.create_optimizer(task, params)
+  # The test base_trainer applies before swapping the averages in for evaluation.
+  if not isinstance(optimizer, optimization.ExponentialMovingAverage):
+    restore_checkpoint(model, chosen.path, whole_model)
+    return f'{chosen.path} ({chosen.reason})'
+  if chosen.is_best:
+    restore_checkpoint(model, chosen.path, whole_model)
+    return f'{chosen.path} ({chosen.reason}, saved with the moving-average weights)'
+  if not _holds_moving_averages(chosen.path):
+    restore_checkpoint(model, chosen.path, whole_model)
+    return f'{chosen.path} ({chosen.reason}; trained weights: it holds no moving averages)'
+  restored = model if whole_model else model.backbone
+  optimizer.shadow_copy(restored)
+  restore_checkpoint(model, chosen.path, whole_model, optimizer=optimizer)
+  if trainer.optimizer_config.ema.trainable_weights_only:
+    averaged = restored.trainable_variables
+  else:
+    averaged = restored.variables
+  for variable in averaged:
+    variable.assign(optimizer.get_slot(variable, 'average'))
+  return f'{chosen.path} ({chosen.reason}; moving-average weights)'

@@ -1,5 +1,6 @@
 """Tests for video_features: Model Garden's eval views, view averaging and the checked restore."""
 
+import json
 import os
 import tempfile
 
@@ -164,6 +165,42 @@ class RestoreCheckpointTest(tf.test.TestCase):
       video_features.resolve_checkpoint(folder)
     with self.assertRaisesRegex(video_features.CheckpointError, 'not found'):
       video_features.resolve_checkpoint(os.path.join(folder, 'ckpt-7'))
+
+
+class ChooseCheckpointTest(tf.test.TestCase):
+  def _model_dir_with_best(self) -> tuple[str, str, str]:
+    """A model_dir as train.py leaves it: ckpt-1, ckpt-2 and best_ckpt/ (best at step 1)."""
+    model_dir = tempfile.mkdtemp(dir=self.get_temp_dir())
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(1.0))
+    manager = tf.train.CheckpointManager(checkpoint, model_dir, 3)
+    manager.save()
+    best_dir = os.path.join(model_dir, 'best_ckpt')
+    best = tf.train.CheckpointManager(checkpoint, best_dir, 1, checkpoint_name='best_ckpt').save()
+    with open(os.path.join(best_dir, 'info.json'), 'w') as f:
+      json.dump({'top_1_accuracy': 0.75, 'best_ckpt_global_step': 1.0}, f)
+    return model_dir, best, manager.save()
+
+  def test_model_dir_prefers_its_best_checkpoint(self):
+    model_dir, best, _ = self._model_dir_with_best()
+    chosen = video_features.choose_checkpoint(model_dir, 'best_ckpt', 'top_1_accuracy')
+    self.assertEqual(chosen.path, best)
+    self.assertTrue(chosen.is_best)
+    self.assertEqual(chosen.reason, 'best checkpoint (top_1_accuracy 0.7500 at step 1)')
+    # The best folder or prefix itself is recognised as best too.
+    for checkpoint in (os.path.dirname(best), best):
+      chosen = video_features.choose_checkpoint(checkpoint, best_checkpoint_metric='top_1_accuracy')
+      self.assertEqual(
+        (chosen.path, chosen.reason), (best, 'best checkpoint (top_1_accuracy 0.7500 at step 1)')
+      )
+
+  def test_latest_without_a_best_checkpoint(self):
+    model_dir, _, latest = self._model_dir_with_best()
+    for subdir in ('', 'no_such_subdir'):
+      chosen = video_features.choose_checkpoint(model_dir, subdir)
+      self.assertEqual((chosen.path, chosen.reason), (latest, 'latest checkpoint'))
+      self.assertFalse(chosen.is_best)
+    chosen = video_features.choose_checkpoint(latest, 'best_ckpt')
+    self.assertEqual((chosen.path, chosen.reason), (latest, 'checkpoint given'))
 
 
 if __name__ == '__main__':
