@@ -94,15 +94,19 @@ class InputError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class InputImage:
-  """One image to predict: its COCO id, a name (file name or record) and the encoded bytes."""
+  """One image to predict: COCO id, name (file or record), encoded bytes, drawing's path."""
 
   image_id: int
   name: str
   encoded: bytes
+  drawn_name: str
 
 
-def folder_images(folder: str) -> list[InputImage]:
-  """Images under `folder` (recursively), sorted by relative path, with their ids."""
+def folder_images(folder: str) -> Iterator[InputImage]:
+  """Images under `folder` (recursively), sorted by relative path, with their ids.
+
+  The folder is listed now (an empty one is an InputError), each file read when its turn comes.
+  """
   paths = sorted(
     Path(os.path.relpath(os.path.join(root, name), folder)).as_posix()
     for root, _, names in os.walk(folder, followlinks=True)
@@ -114,11 +118,17 @@ def folder_images(folder: str) -> list[InputImage]:
   stems = [Path(path).stem for path in paths]
   numbered = all(stem.isdigit() for stem in stems) and len({int(s) for s in stems}) == len(stems)
   ids = [int(stem) for stem in stems] if numbered else range(1, len(paths) + 1)
-  images = []
-  for image_id, path in zip(ids, paths, strict=True):
+  drawn_names = [Path(path).with_suffix('.png').as_posix() for path in paths]
+  if len(set(drawn_names)) < len(drawn_names):
+    # `a.jpg` beside `a.png`: keep each whole name so that no drawing overwrites another.
+    drawn_names = [f'{path}.png' for path in paths]
+  return _read_files(folder, list(zip(ids, paths, drawn_names, strict=True)))
+
+
+def _read_files(folder: str, listing: list[tuple[int, str, str]]) -> Iterator[InputImage]:
+  for image_id, path, drawn_name in listing:
     with open(os.path.join(folder, path), 'rb') as f:
-      images.append(InputImage(image_id, path, f.read()))
-  return images
+      yield InputImage(image_id, path, f.read(), drawn_name)
 
 
 def tfrecord_files(input_pattern: str) -> list[str]:
@@ -148,7 +158,8 @@ def tfrecord_images(files: Sequence[str]) -> Iterator[InputImage]:
       else:
         image_id = int(tf.strings.to_hash_bucket_fast(encoded, _SOURCE_ID_BUCKETS))
       filename = example['image/filename'].numpy().decode('utf-8')
-      yield InputImage(image_id, filename or f'{os.path.basename(path)}:{index}', encoded.numpy())
+      name = filename or f'{os.path.basename(path)}:{index}'
+      yield InputImage(image_id, name, encoded.numpy(), f'{image_id}.png')
 
 
 def check_detection_experiment(params: cfg.ExperimentConfig, experiment: str) -> None:
@@ -272,12 +283,6 @@ def category_names(
   return {}, ''
 
 
-def drawn_path(output_dir: str, image: InputImage, from_folder: bool) -> str:
-  """`drawn/<relative path>.png` for a folder's image, `drawn/<image id>.png` for a record."""
-  name = str(Path(image.name).with_suffix('.png')) if from_folder else f'{image.image_id}.png'
-  return os.path.join(output_dir, DRAWN_DIR, name)
-
-
 def _write_json(path: str, value) -> None:
   partial = f'{path}.partial'
   with tf.io.gfile.GFile(partial, 'w') as f:
@@ -321,14 +326,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parse_args(argv)
   start_time = time.time()
-  from_folder = os.path.isdir(args.input)
   try:
     params = experiment_config.build_experiment_config(
       args.experiment, args.config_file, args.params_override
     )
     check_detection_experiment(params, args.experiment)
     images = (
-      folder_images(args.input) if from_folder else tfrecord_images(tfrecord_files(args.input))
+      folder_images(args.input)
+      if os.path.isdir(args.input)
+      else tfrecord_images(tfrecord_files(args.input))
     )
     names, names_source = category_names(args.label_map, args.input, params)
     if args.checkpoint:
@@ -363,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     image_entries.append(
       {'id': image.image_id, 'file_name': image.name, 'height': height, 'width': width}
     )
-    path = drawn_path(args.output_dir, image, from_folder)
+    path = os.path.join(args.output_dir, DRAWN_DIR, image.drawn_name)
     tf.io.gfile.makedirs(os.path.dirname(path))
     shown = [d for d in detections if d['score'] >= draw_threshold]
     drawing.write_png(path, drawing.draw_coco_annotations(pixels, shown, names))
@@ -380,6 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     f'{source}: {PREDICTIONS_FILE}, {IMAGES_FILE} and {DRAWN_DIR}/ in {args.output_dir} '
     f'({time.time() - start_time:.1f} s)'
   )
+  if not results:
+    print(
+      f'note: no detection scored >= {args.score_threshold}; predictions.json is an empty list, '
+      "which pycocotools' loadRes cannot read"
+    )
   if failures:
     print(f'error: {len(failures)} image(s) could not be decoded', file=sys.stderr)
     return 1

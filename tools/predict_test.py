@@ -263,12 +263,23 @@ class InputsTest(tf.test.TestCase):
 
   def test_folder_ids_are_numbers_only_when_every_name_is_one(self):
     folder = tempfile.mkdtemp(dir=self.get_temp_dir())
-    for name in ('b.png', '7.jpg', 'notes.txt'):
+    for name in ('b.gif', '7.jpg', 'notes.txt'):
       open(os.path.join(folder, name), 'wb').close()
-    images = predict.folder_images(folder)
-    self.assertEqual([(i.image_id, i.name) for i in images], [(1, '7.jpg'), (2, 'b.png')])
-    os.remove(os.path.join(folder, 'b.png'))
+    images = list(predict.folder_images(folder))
+    self.assertEqual(
+      [(i.image_id, i.name, i.drawn_name) for i in images],
+      [(1, '7.jpg', '7.png'), (2, 'b.gif', 'b.png')],
+    )
+    os.remove(os.path.join(folder, 'b.gif'))
     self.assertEqual([i.image_id for i in predict.folder_images(folder)], [7])
+
+  def test_drawings_of_same_named_images_stay_apart(self):
+    folder = tempfile.mkdtemp(dir=self.get_temp_dir())
+    for name in ('a.jpg', 'a.png'):
+      open(os.path.join(folder, name), 'wb').close()
+    self.assertEqual(
+      [i.drawn_name for i in predict.folder_images(folder)], ['a.jpg.png', 'a.png.png']
+    )
 
   def test_empty_folder_and_unmatched_pattern_are_named(self):
     folder = tempfile.mkdtemp(dir=self.get_temp_dir())
