@@ -116,7 +116,7 @@ def folder_images(folder: str) -> Iterator[InputImage]:
   if not paths:
     raise InputError(f'{folder}: no image file ({", ".join(IMAGE_EXTENSIONS)}) found')
   stems = [Path(path).stem for path in paths]
-  numbered = all(stem.isdigit() for stem in stems) and len({int(s) for s in stems}) == len(stems)
+  numbered = all(stem.isdecimal() for stem in stems) and len({int(s) for s in stems}) == len(stems)
   ids = [int(stem) for stem in stems] if numbered else range(1, len(paths) + 1)
   drawn_names = [Path(path).with_suffix('.png').as_posix() for path in paths]
   if len(set(drawn_names)) < len(drawn_names):
@@ -153,7 +153,7 @@ def tfrecord_images(files: Sequence[str]) -> Iterator[InputImage]:
       example = tf.io.parse_single_example(record, features)
       encoded = example['image/encoded']
       source_id = example['image/source_id'].numpy().decode('utf-8')
-      if source_id.isdigit():
+      if source_id.isdecimal():
         image_id = int(source_id)
       else:
         image_id = int(tf.strings.to_hash_bucket_fast(encoded, _SOURCE_ID_BUCKETS))
@@ -175,28 +175,23 @@ def _numpy(outputs: dict[str, tf.Tensor]) -> Outputs:
   return {key: value.numpy() for key, value in outputs.items()}
 
 
-def build_detector(params: cfg.ExperimentConfig) -> tuple[Detector, detection.DetectionModule]:
-  """The experiment's model (variables created, not restored) behind Model Garden's serving.
+def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[Detector, str]:
+  """The experiment's model restored from `checkpoint` behind Model Garden's detection serving.
 
-  DetectionModule prepares images as the detection parser prepares evaluation images, so
-  a checkpoint here and a SavedModel exported from it give the same detections.
+  DetectionModule prepares images as the detection parser prepares evaluation images, so a
+  checkpoint here and a SavedModel exported from it give the same detections. Returns the
+  detector and the checkpoint prefix read.
   """
   model = task_factory.get_task(params.task).build_model()
   module = detection.DetectionModule(
     params, model=model, batch_size=1, input_image_size=list(params.task.model.input_size[:2])
   )
-  # Tracing once creates every variable, so that a restore can check all of them.
+  # Tracing before the restore creates every variable, so that the restore checks all of them.
   serve = module.inference_from_image_tensors.get_concrete_function(
     tf.TensorSpec([1, None, None, 3], tf.uint8)
   )
-  return lambda image: _numpy(serve(tf.constant(image[None]))), module
-
-
-def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[Detector, str]:
-  """The experiment's detector restored from `checkpoint`, and the checkpoint prefix read."""
-  detect, module = build_detector(params)
-  path = video_features.restore_checkpoint(module.model, checkpoint, whole_model=True)
-  return detect, path
+  path = video_features.restore_checkpoint(model, checkpoint, whole_model=True)
+  return lambda image: _numpy(serve(tf.constant(image[None]))), path
 
 
 def saved_model_detector(export_dir: str) -> Detector:
