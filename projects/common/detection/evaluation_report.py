@@ -222,13 +222,13 @@ def category_names_beside(input_path: str | Sequence[str]) -> dict[int, str]:
 class PerCategoryCOCOEvaluator(coco_evaluator.COCOEvaluator):
   """Model Garden's COCOEvaluator that keeps its COCOevals (`coco_evals`) for the report.
 
-  It also accepts the RetinaNet parser's per-image ground-truth counts, which Model Garden's own
-  evaluator rejects under NumPy 2 when the task has no `annotation_file`.
-
   Model Garden's `per_category_metrics` reads `COCOeval.category_stats`, which only the TF
   object-detection fork of pycocotools sets: with pycocotools from PyPI it adds nothing. Here the
   per-category figures come from `COCOeval.eval['precision']` and reach the evaluation logs (as
   `Precision mAP ByCategory.../<name>`) only when `per_category_metrics` was asked for.
+
+  It also accepts the RetinaNet parser's per-image ground-truth counts, which Model Garden's own
+  evaluator rejects under NumPy 2 when the task has no `annotation_file`.
   """
 
   def __init__(self, *args, **kwargs):
@@ -284,7 +284,8 @@ class DetectionReportMixin:
 
   Put it first among the bases: `class MyTask(DetectionReportMixin, retinanet.RetinaNetTask)`.
   Every evaluation then also writes `<logging_dir>/eval_report/detection_metrics.json` (train.py
-  passes `--model_dir` as the task's logging_dir); the evaluation logs are unchanged.
+  passes `--model_dir` as the task's logging_dir). The evaluation logs stay the task's own, and a
+  RetinaNet task without `annotation_file` evaluates under NumPy 2 (see PerCategoryCOCOEvaluator).
   """
 
   def build_metrics(self, training: bool = True):
