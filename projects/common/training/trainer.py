@@ -1,5 +1,4 @@
-"""Model Garden's trainer with what every training run of ours needs: correct bfloat16 on any CPU,
-and a non-finite loss or weight that stops training before it reaches a checkpoint.
+"""Model Garden's trainer, made safe: correct bfloat16 on any CPU, and no training on past a NaN.
 
 `train.py` and `bench/cvrl_throughput.py` build their trainer with `create_trainer` here.
 
@@ -9,7 +8,8 @@ and a non-finite loss or weight that stops training before it reaches a checkpoi
   trainable weights must be finite, else `NonFiniteTrainingError` names the first step whose loss
   was not finite and the last checkpoint in `model_dir`. The error is raised inside
   `trainer.train()`, before Orbit saves a checkpoint for that loop, so every checkpoint holds
-  finite weights. Model Garden's blow-up recovery is the alternative: with
+  finite weights. Steps are global steps, as Orbit logs them and names checkpoints: `ckpt-N`
+  holds the model after step N. Model Garden's blow-up recovery is the alternative: with
   `trainer.recovery_max_trials=N` (N > 0) a NaN loss, or one above `trainer.loss_upper_bound`
   after `trainer.recovery_begin_steps`, restores the last checkpoint and trains on, and stops after
   N restores; this trainer then leaves the loss check to it.
