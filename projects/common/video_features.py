@@ -330,7 +330,8 @@ def restore_evaluated_model(
     checkpoint, trainer.best_checkpoint_export_subdir, trainer.best_checkpoint_eval_metric
   )
   optimizer = train_utils.create_optimizer(task, params)
-  # The test base_trainer applies before swapping the averages in for evaluation.
+  # base_trainer swaps the averages in for evaluation exactly when its optimizer is this class
+  # (not, e.g., when a float16 loss-scale optimizer wraps it).
   if not isinstance(optimizer, optimization.ExponentialMovingAverage):
     restore_checkpoint(model, chosen.path, whole_model)
     return f'{chosen.path} ({chosen.reason})'
