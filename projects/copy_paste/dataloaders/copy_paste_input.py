@@ -3,13 +3,22 @@ objects from a second, independently shuffled stream of the same training data.
 
 Use both pieces with Model Garden's InputReader: `paste_source_sample_fn` as its `sample_fn`
 (it pairs each decoded example with another one and a seed) and `Parser.parse_fn` as its
-`parser_fn`. Evaluation is Model Garden's, unchanged.
+`parser_fn`; `build_inputs` does so for a Mask R-CNN task config. Evaluation is Model Garden's,
+unchanged.
 """
 
 from collections.abc import Callable, Mapping
 
 import tensorflow as tf
-from official.vision.dataloaders import maskrcnn_input
+from official.common import dataset_fn as dataset_fn_lib
+from official.vision.configs import maskrcnn as mg_maskrcnn
+from official.vision.dataloaders import (
+  input_reader,
+  input_reader_factory,
+  maskrcnn_input,
+  tf_example_decoder,
+  tf_example_label_map_decoder,
+)
 from official.vision.ops import anchor, box_ops, preprocess_ops
 
 from projects.copy_paste.ops import copy_paste as cp
@@ -158,3 +167,71 @@ class Parser(maskrcnn_input.Parser):
       'gt_masks': pad(masks),
     }
     return tf.cast(image, self._dtype), labels
+
+
+def _decoder(params: mg_maskrcnn.DataConfig):
+  decoder_config = params.decoder.get()
+  common = {
+    'include_mask': True,
+    'regenerate_source_id': decoder_config.regenerate_source_id,
+    'mask_binarize_threshold': decoder_config.mask_binarize_threshold,
+  }
+  if params.decoder.type == 'simple_decoder':
+    return tf_example_decoder.TfExampleDecoder(**common)
+  if params.decoder.type == 'label_map_decoder':
+    return tf_example_label_map_decoder.TfExampleDecoderLabelMap(
+      label_map=decoder_config.label_map, **common
+    )
+  raise ValueError(f'unknown decoder type {params.decoder.type!r} in the data config')
+
+
+def build_inputs(
+  task_config: mg_maskrcnn.MaskRCNNTask,
+  params: mg_maskrcnn.DataConfig,
+  input_context: tf.distribute.InputContext | None = None,
+  min_visible_area: float = cp.DEFAULT_MIN_VISIBLE_AREA,
+  blend_sigma: float = 0.0,
+  blend_kernel_size: int = cp.DEFAULT_BLEND_KERNEL_SIZE,
+) -> tf.data.Dataset:
+  """The training input of a Mask R-CNN `task_config` as Model Garden's MaskRCNNTask builds it,
+  with Copy-Paste (`params` must be a training config: evaluation needs no pastes)."""
+  if not params.is_training:
+    raise ValueError('Copy-Paste input is for training data (is_training=True)')
+  if not task_config.model.include_mask:
+    raise ValueError('Copy-Paste pastes instance masks: set task.model.include_mask=True')
+  model = task_config.model
+  parser = Parser(
+    output_size=model.input_size[:2],
+    min_level=model.min_level,
+    max_level=model.max_level,
+    num_scales=model.anchor.num_scales,
+    aspect_ratios=model.anchor.aspect_ratios,
+    anchor_size=model.anchor.anchor_size,
+    rpn_match_threshold=params.parser.rpn_match_threshold,
+    rpn_unmatched_threshold=params.parser.rpn_unmatched_threshold,
+    rpn_batch_size_per_im=params.parser.rpn_batch_size_per_im,
+    rpn_fg_fraction=params.parser.rpn_fg_fraction,
+    aug_rand_hflip=params.parser.aug_rand_hflip,
+    aug_rand_vflip=params.parser.aug_rand_vflip,
+    aug_scale_min=params.parser.aug_scale_min,
+    aug_scale_max=params.parser.aug_scale_max,
+    aug_type=params.parser.aug_type,
+    skip_crowd_during_training=params.parser.skip_crowd_during_training,
+    max_num_instances=params.parser.max_num_instances,
+    include_mask=True,
+    outer_boxes_scale=model.outer_boxes_scale,
+    mask_crop_size=params.parser.mask_crop_size,
+    dtype=params.dtype,
+    min_visible_area=min_visible_area,
+    blend_sigma=blend_sigma,
+    blend_kernel_size=blend_kernel_size,
+  )
+  reader = input_reader_factory.input_reader_generator(
+    params,
+    dataset_fn=dataset_fn_lib.pick_dataset_fn(params.file_type),
+    decoder_fn=_decoder(params).decode,
+    combine_fn=input_reader.create_combine_fn(params),
+    sample_fn=paste_source_sample_fn(params.shuffle_buffer_size, params.seed),
+    parser_fn=parser.parse_fn(params.is_training),
+  )
+  return reader.read(input_context=input_context)
