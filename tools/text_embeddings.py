@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   Path(args.output).parent.mkdir(parents=True, exist_ok=True)
   np.save(args.output, embeddings)
   with open(names_path(args.output), 'w') as f:
-    json.dump(names, f, indent=0)
+    json.dump(names, f, indent=2)
   print(
     f'wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings ({len(templates)} prompt '
     f'templates, text encoder {args.text_encoder}) to {args.output}, names to '
