@@ -130,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   except (ValueError, ImportError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  print(
+    f'embedding {len(names) * len(templates)} prompts ({len(names)} categories x '
+    f'{len(templates)} templates) with {args.text_encoder}',
+    flush=True,
+  )
   embeddings = text_encoder.embed_categories(encoder, names, templates)
   Path(args.output).parent.mkdir(parents=True, exist_ok=True)
   np.save(args.output, embeddings)
