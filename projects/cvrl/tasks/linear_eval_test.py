@@ -11,7 +11,7 @@ from official.core import task_factory
 from official.modeling import performance
 
 from projects.common.testing import tiny_data
-from projects.cvrl.configs import cvrl as exp_cfg
+from projects.cvrl.configs import demo
 from projects.cvrl.tasks import tiny_configs
 
 
@@ -103,7 +103,7 @@ class LinearEvalTaskTest(tf.test.TestCase, parameterized.TestCase):
     )
     features, labels = next(iter(task.build_inputs(config.task.validation_data)))
     num_views = num_test_clips * num_test_crops
-    self.assertEqual(features['image'].shape.as_list(), [2 * num_views, *exp_cfg.DEMO_CLIP_SHAPE])
+    self.assertEqual(features['image'].shape.as_list(), [2 * num_views, *demo.DEMO_CLIP_SHAPE])
     logs = task.validation_step((features, labels), model, metrics=task.build_metrics(False))
     self.assertBetween(float(logs['top_1_accuracy']), 0.0, 1.0)
     self.assertEqual(task.inference_step(features, model).shape.as_list(), [2, 10])

@@ -10,8 +10,9 @@ from absl.testing import parameterized
 from official.core import exp_factory, task_factory
 from official.modeling import performance
 
+from projects.common.configs import schedules
 from projects.common.testing import tiny_data
-from projects.cvrl.configs import cvrl as exp_cfg
+from projects.cvrl.configs import demo, experiments
 from projects.cvrl.tasks import tiny_configs
 
 
@@ -29,7 +30,7 @@ class PretrainTaskTest(tf.test.TestCase, parameterized.TestCase):
     task = task_factory.get_task(config.task)
     features, labels = next(iter(task.build_inputs(config.task.train_data)))
     clips = features['image']
-    self.assertEqual(clips.shape.as_list(), [2, 2, *exp_cfg.DEMO_CLIP_SHAPE])
+    self.assertEqual(clips.shape.as_list(), [2, 2, *demo.DEMO_CLIP_SHAPE])
     self.assertNotAllClose(clips[:, 0], clips[:, 1])
     self.assertEqual(labels.dtype, tf.int32)
     self.assertAllInRange(labels, 0, 9)
@@ -103,7 +104,7 @@ class PretrainTaskTest(tf.test.TestCase, parameterized.TestCase):
     config = tiny_configs.tiny_experiment('cvrl_demo', self.info)
     model = task_factory.get_task(config.task).build_model()
     for variable in model.trainable_variables:
-      excluded = any(re.search(p, variable.name) for p in exp_cfg.LARS_EXCLUDED_VARIABLES)
+      excluded = any(re.search(p, variable.name) for p in experiments.LARS_EXCLUDED_VARIABLES)
       is_norm_or_bias = variable.name.rsplit('/', 1)[-1].split(':')[0] in ('gamma', 'beta', 'bias')
       self.assertEqual(excluded, is_norm_or_bias, variable.name)
 
@@ -113,7 +114,7 @@ class PretrainTaskTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAlmostEqual(
       config.trainer.optimizer_config.learning_rate.cosine.initial_learning_rate, 0.32
     )
-    self.assertAlmostEqual(exp_cfg.scaled_learning_rate(0.08, 512), 0.16)
+    self.assertAlmostEqual(schedules.scaled_learning_rate(0.08, 512), 0.16)
 
 
 if __name__ == '__main__':
