@@ -37,13 +37,11 @@ others are written; --allow_failures exits 0).
 """
 
 import argparse
-import csv
 import io
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 if __package__ in (None, ''):
   # Run as a script: make the repo root importable, as `python -m` would.
@@ -59,99 +57,43 @@ from official.core import task_factory
 from official.vision.configs import video_classification as mg_video
 
 from projects import registry_imports  # noqa: F401  (registers every experiment)
-from projects.common import experiment_config, tfrecords, video_decode, video_features
+from projects.common import (
+  experiment_config,
+  tfrecords,
+  video_decode,
+  video_features,
+  video_listing,
+)
 from tools.export_saved_model import FEATURES_SIGNATURE, add_experiment_arguments
-from tools.video_to_tfrecord import VIDEO_EXTENSIONS
-
-CSV_COLUMNS = ('path', 'label', 'start', 'end')
 
 
 class InputError(ValueError):
   """`--input` or `--saved_model` is unusable; nothing has been computed."""
 
 
-# One video to decode: (path to open, video id, labels, start_sec, end_sec).
-RawVideo = tuple[str, str, list[str], float | None, float | None]
-
-
-def list_raw_videos(input_path: str) -> list[RawVideo]:
-  """Videos under a folder (recursively, sorted by relative path) or listed by a CSV."""
-  if os.path.isdir(input_path):
-    videos = []
-    for dirpath, _, filenames in os.walk(input_path, followlinks=True):
-      for filename in filenames:
-        if filename.lower().endswith(VIDEO_EXTENSIONS):
-          path = os.path.join(dirpath, filename)
-          video_id = Path(os.path.relpath(path, input_path)).as_posix()
-          videos.append((path, video_id, [], None, None))
-    videos.sort(key=lambda video: video[1])
-    if not videos:
-      raise InputError(f'{input_path}: no video file ({", ".join(VIDEO_EXTENSIONS)}) found')
-    return videos
-  return _read_csv(input_path)
-
-
-def _read_csv(csv_path: str) -> list[RawVideo]:
-  root = os.path.dirname(os.path.abspath(csv_path))
-  with open(csv_path, newline='', encoding='utf-8') as f:
-    rows = [(i + 1, [cell.strip() for cell in row]) for i, row in enumerate(csv.reader(f))]
-  rows = [(line, row) for line, row in rows if any(row)]
-  columns = ['path', 'label']
-  if rows and rows[0][1][0] == 'path':
-    columns = rows.pop(0)[1]
-    unknown = [c for c in columns if c not in CSV_COLUMNS]
-    if unknown or len(set(columns)) != len(columns):
-      raise InputError(
-        f'{csv_path}: header is {",".join(columns)}; expected path[,label,start,end]'
-      )
-  videos = []
-  for line, row in rows:
-    where = f'{csv_path}:{line}'
-    if len(row) > len(columns):
-      raise InputError(f'{where}: {len(row)} columns, expected at most {",".join(columns)}')
-    fields = dict(zip(columns, row, strict=False))
-    if not fields.get('path'):
-      raise InputError(f'{where}: row has no path')
-    times = [_seconds(fields.get(key), where, key) for key in ('start', 'end')]
-    label = fields.get('label')
-    path = fields['path']
-    videos.append((os.path.join(root, path), path, [label] if label else [], *times))
-  if not videos:
-    raise InputError(f'{csv_path}: lists no videos')
-  return videos
-
-
-def _seconds(value: str | None, where: str, column: str) -> float | None:
-  if not value:
-    return None
-  try:
-    return float(value)
-  except ValueError:
-    raise InputError(f'{where}: {column} {value!r} is not a number of seconds') from None
-
-
 def _decoded_videos(
-  videos: Sequence[RawVideo], short_side: int, failures: list[str]
+  videos: Sequence[video_listing.ListedVideo], short_side: int, failures: list[str]
 ) -> Callable[[], Iterator[dict]]:
   def generate() -> Iterator[dict]:
-    for path, video_id, labels, start_sec, end_sec in videos:
+    for video in videos:
       try:
         frames = [
           frame
           for frame, _ in video_decode.iter_frames(
-            path, short_side=short_side, start_sec=start_sec, end_sec=end_sec
+            video.path, short_side=short_side, start_sec=video.start_sec, end_sec=video.end_sec
           )
         ]
       except video_decode.VideoDecodeError as e:
-        failures.append(f'{video_id}: {e.reason}' + (f' ({e.detail})' if e.detail else ''))
+        failures.append(f'{video.key}: {e.reason}' + (f' ({e.detail})' if e.detail else ''))
         continue
-      yield {'video_id': video_id, 'labels': labels, 'frames': np.stack(frames)}
+      labels = [video.label] if video.label else []
+      yield {'video_id': video.key, 'labels': labels, 'frames': np.stack(frames)}
 
   return generate
 
 
 def raw_video_dataset(
-  videos: Sequence[RawVideo], short_side: int, failures: list[str]
+  videos: Sequence[video_listing.ListedVideo], short_side: int, failures: list[str]
 ) -> tf.data.Dataset:
   """Decoded videos; a video that fails to decode is skipped and described in `failures`."""
   return tf.data.Dataset.from_generator(
@@ -197,7 +139,8 @@ def input_dataset(input_path: str, short_side: int, failures: list[str]) -> tf.d
   if os.path.isdir(input_path) or (
     os.path.isfile(input_path) and input_path.lower().endswith('.csv')
   ):
-    return raw_video_dataset(list_raw_videos(input_path), short_side, failures)
+    listing = video_listing.list_videos(input_path, folder_labels=False)
+    return raw_video_dataset(listing.videos, short_side, failures)
   return tfrecord_dataset(input_path)
 
 
@@ -370,6 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment_config.ExperimentConfigError,
     video_features.CheckpointError,
     InputError,
+    video_listing.ListingError,
     OSError,
   ) as e:
     print(f'error: {e}', file=sys.stderr)

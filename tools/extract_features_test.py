@@ -11,7 +11,13 @@ import numpy as np
 import tensorflow as tf
 from official.core import task_factory
 
-from projects.common import experiment_config, tfrecords, video_decode, video_features
+from projects.common import (
+  experiment_config,
+  tfrecords,
+  video_decode,
+  video_features,
+  video_listing,
+)
 from projects.common.testing import tiny_data
 from tools import extract_features
 
@@ -173,9 +179,9 @@ class ExtractFeaturesTest(TinyDemoCheckpointMixin, tf.test.TestCase):
     self.assertEqual(from_csv['video_ids'].tolist(), video_ids)
     self.assertEqual(from_csv['labels'].tolist(), [3, 7])
     # A folder gives the same videos (ids relative to it, sorted), without labels.
-    listed = extract_features.list_raw_videos(folder)
-    self.assertEqual([video[1] for video in listed], ['a/one.mp4', 'broken.mp4', 'two.mp4'])
-    self.assertEqual([video[2] for video in listed], [[], [], []])
+    listed = video_listing.list_videos(folder, folder_labels=False).videos
+    self.assertEqual([video.video_id for video in listed], ['a/one.mp4', 'broken.mp4', 'two.mp4'])
+    self.assertEqual([video.label for video in listed], ['', '', ''])
     # Only JPEG's loss (4:2:0 chroma, even at quality 100) separates the two routes: about 1% of
     # the feature's norm here, against 8% between the two videos.
     raw, stored = from_csv['features'], from_tfrecord['features']

@@ -39,11 +39,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 
 from projects.common import sharded_conversion, tfrecords, video_decode, video_listing
-from projects.common.video_listing import (
-  VIDEO_EXTENSIONS,  # noqa: F401  (tools/extract_features.py imports it from here)
-  ListedVideo,
-  ListingError,
-)
+from projects.common.video_listing import ListedVideo, ListingError
 
 LABEL_MAP_FILE = 'label_map.json'
 # Enough shards for parallel conversion and shuffling on any machine, chosen without looking at
