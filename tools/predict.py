@@ -180,9 +180,10 @@ def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[
 
   DetectionModule prepares images as the detection parser prepares evaluation images, so a
   checkpoint here and a SavedModel exported from it give the same detections. Returns the
-  detector and the checkpoint prefix read.
+  detector and which checkpoint (and weights) it read.
   """
-  model = task_factory.get_task(params.task).build_model()
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
   module = detection.DetectionModule(
     params, model=model, batch_size=1, input_image_size=list(params.task.model.input_size[:2])
   )
@@ -190,7 +191,8 @@ def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[
   serve = module.inference_from_image_tensors.get_concrete_function(
     tf.TensorSpec([1, None, None, 3], tf.uint8)
   )
-  path = video_features.restore_checkpoint(model, checkpoint, whole_model=True)
+  # The weights evaluation scores: a run folder's best checkpoint, moving averages where kept.
+  path = video_features.restore_evaluated_model(task, params, model, checkpoint, whole_model=True)
   return lambda image: _numpy(serve(tf.constant(image[None]))), path
 
 
