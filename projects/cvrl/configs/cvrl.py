@@ -175,8 +175,9 @@ class KnnEvaluation(hyperparams.Config):
 
   Each validation video is classified by its `num_neighbors` most cosine-similar other
   validation videos, votes weighted by exp(similarity / temperature) (Wu et al. 2018). The
-  feature of a video is the mean of its two clips' pooled backbone features. 0 neighbours
-  turns it off; videos without a label index are left out.
+  feature of a video is the pooled backbone feature of its un-augmented centre clip (short side
+  resized to `min_image_size`, centre crop), gathered from every replica. 0 neighbours turns it
+  off; videos without a label index are left out.
   """
 
   num_neighbors: int = 20
