@@ -258,7 +258,7 @@ def _report(args, results: dict) -> None:
   )
   print(f'CPU: {cpu_description()}')
   print(
-    f'{"side":<6}{"precision":<10}{"s/step median (range)":>24}{"videos/s":>10}'
+    f'{"side":<7}{"precision":<10}{"s/step median (range)":>24}{"videos/s":>10}'
     f'{"peak RSS MB":>13}{"GFLOP/s":>9}{"of matmul":>11}  last loss per round'
   )
   for precision in args.precisions:
@@ -270,11 +270,11 @@ def _report(args, results: dict) -> None:
       achieved = runs[0]['step_gflop'] / median
       losses = ' '.join(f'{r["last_loss"]:.3f}' for r in runs)
       print(
-        f'{side:<6}{precision:<10}{_median_and_range(seconds):>24}'
+        f'{side:<7}{precision:<10}{_median_and_range(seconds):>24}'
         f'{args.batch_size / median:>10.2f}{max(r["peak_rss_mb"] for r in runs):>13.0f}'
         f'{achieved:>9.1f}{achieved / matmul:>10.0%}  {losses}'
       )
-    print(f'{"matmul":<6}{precision:<10}{"":>47}{matmul:>9.1f}   (2048x2048)')
+    print(f'{"matmul":<7}{precision:<10}{"":>47}{matmul:>9.1f}   (2048x2048)')
   ours, peer = results[('ours', args.precisions[0])][0], results[('peer', args.precisions[0])][0]
   print(
     f'step: {ours["step_gflop"]:.1f} GFLOP (ours), {peer["step_gflop"]:.1f} GFLOP (peer); '
