@@ -6,7 +6,7 @@ import pytest
 from official.vision.dataloaders import maskrcnn_input, retinanet_input
 from PIL import Image
 
-from projects.common.detection import coco_conversion, tiny_coco
+from projects.copy_paste.dataloaders import copy_paste_input_test
 from tools import show_augmentation
 from tools.extract_features_test import run_cli
 
@@ -84,13 +84,7 @@ def test_retinanet_ground_truth_is_decoded_from_anchor_targets():
 
 @pytest.fixture(scope='module')
 def tfrecord_pattern(tmp_path_factory):
-  root = tmp_path_factory.mktemp('tiny_coco')
-  image_dir, json_path = tiny_coco.write_dataset(str(root), tiny_coco.coco_dict())
-  output_dir = str(root / 'tfrecords')
-  coco_conversion.convert_coco(
-    image_dir, json_path, output_dir, num_shards=1, include_masks=True, num_workers=0
-  )
-  return f'{output_dir}/*.tfrecord'
+  return copy_paste_input_test.write_tiny_coco_tfrecords(str(tmp_path_factory.mktemp('tiny_coco')))
 
 
 def test_copy_paste_run_writes_drawn_pngs(tfrecord_pattern, tmp_path):

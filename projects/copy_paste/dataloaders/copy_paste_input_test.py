@@ -1,6 +1,8 @@
 """Tests for the Copy-Paste Mask R-CNN input: Model Garden's InputReader over tiny COCO TFRecords
 with the paste-source stream, label shapes and padding, determinism, and clear errors."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,15 +19,20 @@ MASK_CROP = 14
 BATCH = 4
 
 
-@pytest.fixture(scope='module')
-def tfrecord_pattern(tmp_path_factory):
-  root = tmp_path_factory.mktemp('tiny_coco')
-  image_dir, json_path = tiny_coco.write_dataset(str(root), tiny_coco.coco_dict())
-  output_dir = str(root / 'tfrecords')
+def write_tiny_coco_tfrecords(root: str) -> str:
+  """tiny_coco's images (with a crowd and an empty image) as one TFRecord shard with masks;
+  returns its file pattern."""
+  image_dir, json_path = tiny_coco.write_dataset(root, tiny_coco.coco_dict())
+  output_dir = os.path.join(root, 'tfrecords')
   coco_conversion.convert_coco(
     image_dir, json_path, output_dir, num_shards=1, include_masks=True, num_workers=0
   )
-  return f'{output_dir}/*.tfrecord'
+  return os.path.join(output_dir, '*.tfrecord')
+
+
+@pytest.fixture(scope='module')
+def tfrecord_pattern(tmp_path_factory):
+  return write_tiny_coco_tfrecords(str(tmp_path_factory.mktemp('tiny_coco')))
 
 
 def _parser(**overrides):

@@ -127,8 +127,8 @@ def scale_jitter(
   """Resizes by a random scale in `scale_range` of `output_size`, crops/pads to `output_size`.
 
   Boxes go in normalised and come out in absolute output pixels, clipped to the output; objects
-  whose box is empty after the crop are dropped (as in Model Garden's Mask R-CNN parser). Adds
-  'image_info'.
+  whose box is empty after the crop are dropped (as in Model Garden's Mask R-CNN parser), and so
+  are those with no mask pixel left in the output. Adds 'image_info'.
   """
   output_height, output_width = (int(v) for v in output_size)
   scale_min, scale_max = (float(v) for v in scale_range)
@@ -170,7 +170,11 @@ def scale_jitter(
       tf.cast(offset, tf.float32),
     ]
   )
-  return _gather_instances(result, box_ops.get_non_empty_box_indices(boxes))
+  # An object none of whose mask pixels is in the output would be pasted as nothing, and its box
+  # would label whatever lies there.
+  has_pixels = tf.reduce_any(_binary(masks), axis=[1, 2])
+  has_box = tf.logical_and(boxes[:, 2] > boxes[:, 0], boxes[:, 3] > boxes[:, 1])
+  return _gather_instances(result, tf.where(tf.logical_and(has_box, has_pixels))[:, 0])
 
 
 def select_random_subset(example: Example, seed: tf.Tensor) -> dict[str, tf.Tensor]:

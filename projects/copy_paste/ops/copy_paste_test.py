@@ -201,6 +201,13 @@ class JitterAndFlipTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllClose(result['boxes'], cp.boxes_from_masks(expected[kept]), atol=1.0)
     self.assertEqual(result['image'].shape, (SIZE, SIZE, 3))
 
+  def test_jitter_drops_objects_without_mask_pixels(self):
+    # The second object has a box but no mask pixel (as a mask lost to the crop or to resizing).
+    example = _decoded_example(0, [(2, 4, 10, 20), (12, 24, 22, 38)], [1, 2])
+    example['masks'] = example['masks'] * tf.constant([1.0, 0.0])[:, None, None]
+    result = cp.scale_jitter(example, (SIZE, SIZE), (1.0, 1.0), tf.constant([0, 0]))
+    self.assertAllEqual(result['classes'], [1])
+
   def test_jitter_draws_scales_in_range(self):
     example = _decoded_example(0, [], [], height=32, width=32)
     scales = [
