@@ -154,6 +154,26 @@ class CountsAndPaddingTest(tf.test.TestCase):
       self.assertAllGreaterEqual(mask_boxes[:, :2] - boxes[:, :2], -1.0)
       self.assertAllGreaterEqual(boxes[:, 2:] - mask_boxes[:, 2:], -1.0)
 
+  def test_composite_shows_the_source_under_pasted_masks_only(self):
+    destination = _decoded_example(1, [(0, 0, 12, 20), (12, 20, 24, 40)], [1, 2])
+    source = _decoded_example(2, [(2, 2, 12, 12), (10, 10, 20, 30)], [3, 4])
+    source['image'] = tf.fill(tf.shape(source['image']), 5.0)  # Destination pixels are < 1.
+    pasted_any = False
+    for index in range(6):
+      result = _numpy(
+        cp.copy_paste(
+          destination, source, (SIZE, SIZE), tf.constant([9, index]), min_visible_area=1
+        )
+      )
+      pasted = np.isin(result['classes'], [3, 4])
+      union = result['masks'][pasted].max(axis=0, initial=0).astype(bool)
+      self.assertAllClose(result['image'][union], np.full((union.sum(), 3), 5.0))
+      self.assertTrue(np.all(result['image'][~union] < 5.0))
+      # Destination masks lost what the paste covers.
+      self.assertFalse(np.any(result['masks'][~pasted].astype(bool) & union))
+      pasted_any |= bool(union.any())
+    self.assertTrue(pasted_any)
+
   def test_images_without_objects(self):
     empty = _decoded_example(3, [], [])
     full = _decoded_example(4, [(0, 0, 10, 10)], [2])
