@@ -45,6 +45,9 @@ class TextClassifier(tf_keras.layers.Layer):
   """
 
   def __init__(self, category_embeddings, temperature: float = PAPER_TEMPERATURE, **kwargs):
+    # Always float32, also under a mixed-precision policy: cosines divided by 0.01 span +-100, where
+    # float16 keeps about 0.06 of resolution.
+    kwargs['dtype'] = tf.float32
     super().__init__(**kwargs)
     if temperature <= 0:
       raise ValueError(f'TextClassifier temperature must be > 0, got {temperature}')
@@ -232,7 +235,7 @@ class ViLDDetectionHead(instance_heads.DetectionHead):
   def build(self, input_shape):
     super().build(input_shape)
     embedding_dim = self.text_classifier.embedding_dim
-    # float32 like the official head: cosine logits divided by 0.01 are too coarse in float16.
+    # float32 like the official head, which casts the tower output before projecting.
     self._projection = tf_keras.layers.Dense(
       embedding_dim,
       kernel_regularizer=self._tower_config['kernel_regularizer'],

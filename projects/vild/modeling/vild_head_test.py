@@ -143,6 +143,19 @@ class ViLDDetectionHeadTest(tf.test.TestCase, parameterized.TestCase):
     self.assertAllEqual(tf.argmax(scores[..., 1:], -1), 5 - np.arange(6).reshape(2, 3))
     self.assertAllEqual(head.base_class_mask, [True] * 6)
 
+  def test_classifies_in_float32_under_mixed_precision(self):
+    tf_keras.mixed_precision.set_global_policy('mixed_float16')
+    try:
+      head = _make_test_head(image_branch=True)
+      class_outputs, box_outputs = head(_roi_features(), training=True)
+      scores, _ = head(_roi_features(), training=False)
+    finally:
+      tf_keras.mixed_precision.set_global_policy('float32')
+    self.assertEqual(class_outputs.dtype, tf.float32)
+    self.assertEqual(scores.dtype, tf.float32)
+    self.assertEqual(box_outputs.dtype, tf.float16)
+    self.assertEqual(head.text_classifier.background_embedding.dtype, tf.float32)
+
   def test_config_round_trip(self):
     head = _make_test_head(image_branch=True, temperature=0.05, ensemble_lambda=0.5)
     config = head.get_config()
