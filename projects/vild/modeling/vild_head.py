@@ -52,13 +52,14 @@ class TextClassifier(tf_keras.layers.Layer):
     if temperature <= 0:
       raise ValueError(f'TextClassifier temperature must be > 0, got {temperature}')
     self._temperature = temperature
-    self.set_category_embeddings(category_embeddings)
-    self.embedding_dim = self._category_embeddings.shape[1]
+    embeddings = normalized_category_embeddings(category_embeddings)
+    self.embedding_dim = embeddings.shape[1]
+    self._category_embeddings = tf.constant(embeddings)
 
   def set_category_embeddings(self, category_embeddings):
     """Replaces the category list (same embedding size). Retrace any tf.function afterwards."""
     embeddings = normalized_category_embeddings(category_embeddings)
-    if hasattr(self, 'embedding_dim') and embeddings.shape[1] != self.embedding_dim:
+    if embeddings.shape[1] != self.embedding_dim:
       raise ValueError(
         f'new category embeddings have {embeddings.shape[1]} dimensions but this classifier '
         f'was built for {self.embedding_dim}'
@@ -72,6 +73,10 @@ class TextClassifier(tf_keras.layers.Layer):
   @property
   def num_categories(self) -> int:
     return int(self._category_embeddings.shape[0])
+
+  @property
+  def temperature(self) -> float:
+    return self._temperature
 
   def build(self, input_shape):
     if input_shape[-1] != self.embedding_dim:
@@ -295,7 +300,7 @@ class ViLDDetectionHead(instance_heads.DetectionHead):
       **self._tower_config,
       'category_embeddings': self.text_classifier.category_embeddings.numpy().tolist(),
       'base_class_mask': self._base_class_mask.numpy().tolist(),
-      'temperature': self.text_classifier.get_config()['temperature'],
+      'temperature': self.text_classifier.temperature,
       'image_branch': self._image_branch,
       'ensemble_lambda': self._ensemble_lambda,
       'name': self.name,

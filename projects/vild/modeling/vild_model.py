@@ -17,6 +17,10 @@ from projects.vild.ops import base_novel, score_ensemble
 class ViLDMaskRCNNModel(maskrcnn_model.MaskRCNNModel):
   """Mask R-CNN whose single detection head is a `ViLDDetectionHead`.
 
+  In training, novel-category groundtruth (per the head's `base_class_mask`) is padded out before
+  RoI sampling, so novel classes are never class, box or mask targets; the RPN's anchor targets
+  come from the input pipeline, which drops novel instances with `base_novel.keep_base_instances`.
+
   Extra outputs in training, when `distill_rois` ([B, M, 4] precomputed proposals, padded with
   -1) are given: `distill_region_embeddings` [B, M, D], the embeddings ViLD-image pulls towards
   the image teacher's embeddings of the same boxes.

@@ -37,7 +37,9 @@ def remove_novel_groundtruth(
 
   ViLD trains on a set whose novel annotations were removed (LVIS rare categories held out,
   paper Sec. 4.1), so proposals on novel objects match nothing and train as background. Model
-  Garden's RoI sampler already skips padded instances, so padding them reproduces that.
+  Garden's RoI sampler already skips padded instances, so padding them reproduces that. This
+  covers the second stage (class, box and mask targets); the RPN's targets come from the input
+  pipeline, which should use `keep_base_instances`.
 
   Args:
     gt_boxes: [batch, instances, 4], padded with -1.
@@ -51,3 +53,24 @@ def remove_novel_groundtruth(
   gt_classes = tf.where(novel, tf.constant(-1, gt_classes.dtype), gt_classes)
   gt_boxes = tf.where(novel[..., None], tf.constant(-1, gt_boxes.dtype), gt_boxes)
   return gt_boxes, gt_classes
+
+
+def keep_base_instances(decoded: dict, base_class_mask) -> dict:
+  """Drops novel-category instances from a decoded tf.Example (Model Garden decoder keys).
+
+  For the input pipeline: the RPN's anchor targets are made there, from every groundtruth box, so
+  novel objects must go before the parser for the RPN, too, to never see them as foreground.
+  Every per-instance `groundtruth_*` tensor is filtered alike; other keys pass through.
+  """
+  keep = tf.logical_not(is_novel_class(decoded['groundtruth_classes'], base_class_mask))
+  num_instances = tf.shape(decoded['groundtruth_classes'])[0]
+  filtered = dict(decoded)
+  for key, value in decoded.items():
+    # Per-instance fields have the instance count as their first dimension; others (attribute
+    # dicts, scalars) are left as they are.
+    if key.startswith('groundtruth_') and isinstance(value, tf.Tensor) and value.shape.rank:
+      tf.debugging.assert_equal(
+        tf.shape(value)[0], num_instances, message=f'{key} has a different number of instances'
+      )
+      filtered[key] = tf.boolean_mask(value, keep)
+  return filtered

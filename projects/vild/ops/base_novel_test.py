@@ -31,6 +31,31 @@ class BaseNovelTest(tf.test.TestCase):
     with self.assertRaisesRegex(ValueError, 'booleans or 0/1'):
       base_novel.as_base_class_mask([2, 0, 1], 3)
 
+  def test_keep_base_instances_eager_and_in_tf_data(self):
+    decoded = {
+      'image': tf.zeros([4, 4, 3]),
+      'groundtruth_classes': tf.constant([1, 2, 3], tf.int64),
+      'groundtruth_boxes': tf.constant([[0.0, 0.0, 1.0, 1.0]] * 3) * [[1.0], [2.0], [3.0]],
+      'groundtruth_instance_masks': tf.ones([3, 4, 4]),
+      'groundtruth_is_crowd': tf.constant([False, True, False]),
+    }
+    base = tf.constant([True, False, True])
+    for kept in (
+      base_novel.keep_base_instances(decoded, base),
+      next(
+        iter(
+          tf.data.Dataset.from_tensors(decoded).map(
+            lambda d: base_novel.keep_base_instances(d, base)
+          )
+        )
+      ),
+    ):
+      self.assertAllEqual(kept['groundtruth_classes'], [1, 3])
+      self.assertAllEqual(kept['groundtruth_boxes'][:, 2], [1.0, 3.0])
+      self.assertEqual(kept['groundtruth_instance_masks'].shape[0], 2)
+      self.assertAllEqual(kept['groundtruth_is_crowd'], [False, False])
+      self.assertEqual(kept['image'].shape, (4, 4, 3))
+
 
 if __name__ == '__main__':
   tf.test.main()
