@@ -135,6 +135,11 @@ def _tower_features(head: instance_heads.DetectionHead, roi_features: tf.Tensor)
   return x
 
 
+def _project(projection: tf_keras.layers.Dense, features: tf.Tensor) -> tf.Tensor:
+  """Tower features → L2-normalised region embeddings in the text teacher's space."""
+  return tf.math.l2_normalize(projection(tf.cast(features, tf.float32)), axis=-1)
+
+
 def _scores_as_logits(scores: tf.Tensor) -> tf.Tensor:
   """[..., C] probabilities → [..., 1 + C] log-odds with a (discarded) background column first.
 
@@ -237,34 +242,29 @@ class ViLDDetectionHead(instance_heads.DetectionHead):
     self.text_classifier.set_category_embeddings(category_embeddings)
     self._set_base_class_mask(base_class_mask)
 
-  def build(self, input_shape):
-    super().build(input_shape)
-    embedding_dim = self.text_classifier.embedding_dim
+  def _projection_layer(self, name: str) -> tf_keras.layers.Dense:
     # float32 like the official head, which casts the tower output before projecting.
-    self._projection = tf_keras.layers.Dense(
-      embedding_dim,
+    return tf_keras.layers.Dense(
+      self.text_classifier.embedding_dim,
       kernel_regularizer=self._tower_config['kernel_regularizer'],
       bias_regularizer=self._tower_config['bias_regularizer'],
       dtype=tf.float32,
-      name='region-projection',
+      name=name,
     )
+
+  def build(self, input_shape):
+    super().build(input_shape)
+    self._projection = self._projection_layer('region-projection')
     if self._image_branch:
       self._image_tower = instance_heads.DetectionHead(
         num_classes=1, class_agnostic_bbox_pred=True, name='image-branch', **self._tower_config
       )
       self._image_tower.build(input_shape)
-      self._image_projection = tf_keras.layers.Dense(
-        embedding_dim,
-        kernel_regularizer=self._tower_config['kernel_regularizer'],
-        bias_regularizer=self._tower_config['bias_regularizer'],
-        dtype=tf.float32,
-        name='image-branch-projection',
-      )
+      self._image_projection = self._projection_layer('image-branch-projection')
 
   def _text_branch(self, roi_features: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     features = _tower_features(self, roi_features)
-    embeddings = tf.math.l2_normalize(self._projection(tf.cast(features, tf.float32)), axis=-1)
-    return features, embeddings
+    return features, _project(self._projection, features)
 
   def text_embeddings(self, roi_features: tf.Tensor) -> tf.Tensor:
     """[B, R, h, w, c] RoI features → [B, R, D] normalised embeddings the classifier scores."""
@@ -274,8 +274,7 @@ class ViLDDetectionHead(instance_heads.DetectionHead):
     """[B, R, h, w, c] RoI features → [B, R, D] normalised embeddings for ViLD-image."""
     if not self._image_branch:
       return self.text_embeddings(roi_features)
-    features = _tower_features(self._image_tower, roi_features)
-    return tf.math.l2_normalize(self._image_projection(tf.cast(features, tf.float32)), axis=-1)
+    return _project(self._image_projection, _tower_features(self._image_tower, roi_features))
 
   def call(self, roi_features: tf.Tensor, training=None):
     features, text_embeddings = self._text_branch(roi_features)
