@@ -107,6 +107,9 @@ class ViLDMaskRCNNTest(tf.test.TestCase):
     self.assertNotIn(3, outputs['mask_class_targets'].numpy())
     self.assertContainsSubset({1, 4}, set(class_targets.ravel()))
     self.assertEqual(outputs['class_outputs'].shape, (2, 16, NUM_CATEGORIES + 1))
+    # Training outputs are ViLD-text logits (learned background logit first), not inference
+    # log-odds, whose background column is zero.
+    self.assertNotAllClose(outputs['class_outputs'][..., 0], tf.zeros([2, 16]))
     self.assertEqual(outputs['box_outputs'].shape, (2, 16, 4))
     embeddings = outputs['distill_region_embeddings']
     self.assertEqual(embeddings.shape, (2, 3, EMBEDDING_DIM))
@@ -123,6 +126,7 @@ class ViLDMaskRCNNTest(tf.test.TestCase):
     images, image_shape = _images()
     before = model(images, image_shape, training=False)
     self.assertEqual(before['cls_outputs'].shape[-1], NUM_CATEGORIES + 1)
+    self.assertAllEqual(before['cls_outputs'][..., 0], tf.zeros_like(before['cls_outputs'][..., 0]))
     num_valid = int(before['num_detections'][0])
     self.assertGreater(num_valid, 0)
     classes_before = before['detection_classes'][0, :num_valid].numpy()
