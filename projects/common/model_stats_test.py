@@ -74,6 +74,38 @@ class ModelStatsTest(tf.test.TestCase):
     flops = model_stats.count_flops(lambda x: inner(x) + 1.0, tf.TensorSpec([2, 3]))
     self.assertEqual(flops, {'MatMul': 2 * 2 * 3 * 4, 'AddV2': 2 * 4})
 
+  def test_ops_of_unknown_size_are_skipped(self):
+    # The multiply after boolean_mask has a run-time size, as NMS outputs do; the profiler skips it.
+    flops = model_stats.count_flops(
+      lambda x: tf.boolean_mask(x, x > 0) * 2.0 + tf.reduce_sum(tf.matmul(x, tf.ones([3, 4]))),
+      tf.TensorSpec([2, 3]),
+    )
+    self.assertEqual(flops['MatMul'], 2 * 2 * 3 * 4)
+    self.assertNotIn('Mul', flops)
+
+  def test_retinanet_counts_backbone_and_head(self):
+    task_config = exp_factory.get_exp_config('retinanet_spinenet_demo').task
+    stats = model_stats.experiment_stats(task_config)
+    model = task_factory.get_task(task_config).build_model()
+    spec = tf.TensorSpec([1, *task_config.model.input_size])
+    dense = model_stats.count_flops(lambda x: model.head(model.backbone(x)), spec)
+    self.assertEqual(stats.flops_per_view, sum(dense.values()))
+    backbone = model_stats.count_flops(model.backbone, spec)
+    self.assertGreater(stats.flops_per_view, sum(backbone.values()))
+    self.assertIn('backbone + decoder + head', stats.summary())
+    model(tf.zeros([1, *task_config.model.input_size]), training=True)
+    self.assertEqual(stats.parameters, sum(int(np.prod(w.shape)) for w in model.weights))
+
+  def test_two_stage_detector_counts_its_inference_call(self):
+    task_config = exp_factory.get_exp_config('maskrcnn_spinenet_demo').task
+    stats = model_stats.experiment_stats(task_config)
+    model = task_factory.get_task(task_config).build_model()
+    spec = tf.TensorSpec([1, *task_config.model.input_size])
+    dense = model_stats.count_flops(lambda x: model.rpn_head(model.backbone(x)), spec)
+    # The box and mask heads on the proposals and detections add to backbone and RPN.
+    self.assertGreater(stats.flops_per_view, sum(dense.values()))
+    self.assertIn('100 proposals through the box head, 10 detections', stats.flops_scope)
+
   def test_video_experiment_counts_eval_views(self):
     config = _tiny_demo_config()
     config.task.validation_data.num_test_clips = 4
