@@ -5,8 +5,9 @@ Usage (from the repo root; `python -m tools.text_embeddings` works the same):
   python tools/text_embeddings.py --categories='dog,cat,traffic_light' --templates=simple \
     --text_encoder=/path/to/saved_model --output=/tmp/emb.npy
 
-`--categories` is a .txt file (one name per line), a .json file (a list of names, or COCO / LVIS
-annotations: their `categories`, sorted by id), or a comma-separated list. Names are written into
+`--categories` is `lvis` (the 1203 LVIS v1 categories shipped in projects/vild/data, id order), a
+.txt file (one name per line), a .json file (a list of names, or COCO / LVIS annotations: their
+`categories`, sorted by id), or a comma-separated list. Names are written into
 prompts as ViLD does ('_' and '/' become words, lower case, no trailing dot).
 
 `--templates` is `vild` (ViLD's ensemble of 63 prompts), `simple` ('a photo of a {}.') or a .txt
@@ -35,6 +36,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np
 
+from projects.vild.data import lvis_categories
 from projects.vild.modeling import text_encoder
 
 
@@ -65,10 +67,7 @@ def read_category_names(categories: str) -> list[str]:
   """Category names from a .txt / .json file or a comma-separated list (see the module doc)."""
   path = Path(categories)
   if categories == 'lvis':
-    raise InputError(
-      '--categories=lvis: no LVIS category list ships with the repo yet; pass the LVIS '
-      'annotations (e.g. lvis_v1_val.json, its `categories` are read) or a .txt of names'
-    )
+    return lvis_categories.lvis_v1_category_names()
   if path.suffix in ('.txt', '.json'):
     if not path.is_file():
       raise InputError(f'--categories {categories}: no such file')
@@ -107,7 +106,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
-  parser.add_argument('--categories', required=True, help='.txt, .json or comma-separated names')
+  parser.add_argument(
+    '--categories', required=True, help='lvis, .txt, .json or comma-separated names'
+  )
   parser.add_argument('--templates', default='vild', help='vild, simple or a .txt file')
   parser.add_argument(
     '--text_encoder', default=text_encoder.MINILM, help='minilm, a SavedModel folder or .keras'

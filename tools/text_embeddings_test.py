@@ -8,6 +8,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from projects.vild.data import lvis_categories
 from projects.vild.modeling import text_encoder
 from projects.vild.modeling.text_encoder_test import export_hashed_text_encoder
 from tools import text_embeddings
@@ -80,9 +81,14 @@ class TextEmbeddingsTest(tf.test.TestCase):
     self.assertEqual(names, ['aerosol_can', 'zebra'])
     self.assertEqual(embeddings.shape, (2, 8))
 
+  def test_lvis_is_the_shipped_lvis_v1_list(self):
+    names = text_embeddings.read_category_names('lvis')
+    self.assertLen(names, 1203)
+    self.assertEqual(names, lvis_categories.lvis_v1_category_names())
+    self.assertEqual((names[0], names[-1]), ('aerosol_can', 'zucchini'))
+
   def test_user_errors(self):
     self.assert_user_error('no such file', '--categories=/no/names.txt')
-    self.assert_user_error('--categories=lvis', '--categories=lvis')
     self.assert_user_error('more than once', '--categories=dog,cat,dog')
     self.assert_user_error('--templates nearest', '--categories=dog', '--templates=nearest')
     templates = self.write('templates.txt', 'a photo of a {}.\na photo\n')
