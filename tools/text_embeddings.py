@@ -7,8 +7,8 @@ Usage (from the repo root; `python -m tools.text_embeddings` works the same):
 
 `--categories` is `lvis` (the 1203 LVIS v1 categories shipped in projects/vild/data, id order), a
 .txt file (one name per line), a .json file (a list of names, or COCO / LVIS annotations: their
-`categories`, sorted by id), or a comma-separated list. Names are written into
-prompts as ViLD does ('_' and '/' become words, lower case, no trailing dot).
+`categories`, sorted by id), or a comma-separated list. Names are written into prompts as ViLD
+does ('_' and '/' become words, lower case, no trailing dot).
 
 `--templates` is `vild` (ViLD's ensemble of 63 prompts), `simple` ('a photo of a {}.') or a .txt
 file with one template per line: `{}` stands for the name, `{article}` for 'a' / 'an'.
@@ -64,7 +64,7 @@ def _names_from_json(path: Path) -> list[str]:
 
 
 def read_category_names(categories: str) -> list[str]:
-  """Category names from a .txt / .json file or a comma-separated list (see the module doc)."""
+  """Category names: `lvis`, a .txt / .json file or a comma-separated list (see the module doc)."""
   path = Path(categories)
   if categories == 'lvis':
     return lvis_categories.lvis_v1_category_names()
