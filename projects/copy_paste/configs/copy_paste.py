@@ -171,7 +171,8 @@ CASCADE_TRAIN_STEPS = 180000
 
 @dataclasses.dataclass(frozen=True)
 class PaperRow:
-  """One row of the paper's backbone table: where it is and its COCO val2017 figures."""
+  """One row of `BACKBONE_TABLE`: its YAML, the TF1 config it follows and its COCO val2017 figures
+  (parameters in millions, FLOPs in billions, as the table gives them)."""
 
   config_file: str
   tf1_config: str
@@ -182,7 +183,8 @@ class PaperRow:
   gflops: float
 
 
-BACKBONE_TABLE = 'Copy-Paste backbone table (COCO val2017, as the TF1 release README lists it)'
+# The paper's models as its code release lists them (the checkpoints' COCO val2017 figures).
+BACKBONE_TABLE = 'Copy-Paste TF1 release README, checkpoint table'
 
 PAPER_ROWS = {
   'maskrcnn_copypaste_r50_coco': PaperRow(
