@@ -19,6 +19,9 @@ def _comparable(config) -> dict:
   for value in data['task'].values():
     if isinstance(value, dict) and value.get('builtin_dataset'):
       value.pop('input_path')
+  if data['task'].get('validation_data', {}).get('builtin_dataset'):
+    # A built-in detection dataset also fills the evaluator's ground-truth JSON.
+    data['task'].pop('annotation_file', None)
   return data
 
 
