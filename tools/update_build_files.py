@@ -67,11 +67,30 @@ def _reads_experiment_yamls(path: str) -> bool:
     return "'experiments'" in f.read()
 
 
-def _test_rule(filename: str, path: str, package: str) -> str:
+def _package_data(folder: str) -> list[str]:
+  """Glob patterns of the data files a package's modules read: JSON beside them, testdata/."""
+  patterns = []
+  if any(f.endswith('.json') for f in os.listdir(folder)):
+    patterns.append('*.json')
+  if os.path.isdir(os.path.join(folder, 'testdata')):
+    patterns.append('testdata/**')
+  return patterns
+
+
+def _data_line(patterns: list[str], labels: tuple[str, ...] = ()) -> str:
+  if not patterns and not labels:
+    return ''
+  parts = [f'glob({_list(patterns, indent="        ")})'] if patterns else []
+  if labels:
+    parts.append(_list(list(labels)))
+  return f'    data = {" + ".join(parts)},\n'
+
+
+def _test_rule(filename: str, path: str, package: str, data_patterns: list[str]) -> str:
   extra = ('//:train',) if _runs_train_py(path) else ()
   text = f'\npy_pytest(\n    name = "{filename[:-3]}",\n    srcs = ["{filename}"],\n'
-  if _reads_experiment_yamls(path):
-    text += '    data = ["//experiments:yaml"],\n'
+  yamls = ('//experiments:yaml',) if _reads_experiment_yamls(path) else ()
+  text += _data_line(data_patterns, yamls)
   return text + f'    deps = {_deps(path, package, extra)},\n)\n'
 
 
@@ -99,12 +118,15 @@ def _build_file(package: str) -> str:
   text += 'package(default_visibility = ["//visibility:public"])\n'
   if package == 'tools':
     text += '\nexports_files(["pytest_main.py"])\n'
+  data_patterns = _package_data(folder)
   for filename in files:
     path = os.path.join(folder, filename)
     if filename.endswith('_test.py'):
-      text += _test_rule(filename, path, package)
+      text += _test_rule(filename, path, package, data_patterns)
     else:
       text += f'\npy_library(\n    name = "{filename[:-3]}",\n    srcs = ["{filename}"],\n'
+      # Test data is for the tests only.
+      text += _data_line([p for p in data_patterns if not p.startswith('testdata')])
       text += f'    deps = {_deps(path, package)},\n)\n'
   return text
 
@@ -116,7 +138,7 @@ def _root_build_file() -> str:
   for filename in sorted(f for f in os.listdir(REPO) if f.endswith('.py') and f != 'conftest.py'):
     path = os.path.join(REPO, filename)
     if filename.endswith('_test.py'):
-      text += _test_rule(filename, path, '')
+      text += _test_rule(filename, path, '', [])
     else:
       text += f'\npy_library(\n    name = "{filename[:-3]}",\n    srcs = ["{filename}"],\n'
       text += f'    deps = {_deps(path, "")},\n)\n'
