@@ -1,4 +1,5 @@
-"""Model Garden's trainer, made safe: correct bfloat16 on any CPU, and no training on past a NaN.
+"""Model Garden's trainer, made safe: correct bfloat16 on any CPU, XLA on a CPU when asked, and no
+training on past a NaN.
 
 `train.py` and `bench/cvrl_throughput.py` build their trainer with `create_trainer` here.
 
@@ -53,12 +54,34 @@ class Trainer(base_trainer.Trainer):
     # The loop's running-mean loss turns non-finite at the first bad step and stays so; this
     # records that step (-1: none yet). Not in the checkpoint.
     self._first_nonfinite_loss_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+    # Model Garden compiles the step itself when a GPU is asked for; this covers the CPU case.
+    self._jit_task_train_step = (
+      tf.function(task.train_step, jit_compile=True)
+      if config.runtime.enable_xla and config.runtime.num_gpus == 0
+      else None
+    )
 
   def train_step(self, iterator):
-    super().train_step(iterator)
+    if self._jit_task_train_step is None:
+      super().train_step(iterator)
+    else:
+      self._jit_compiled_train_step(iterator)
     first_step = self._first_nonfinite_loss_step
     newly_nonfinite = (first_step < 0) & ~tf.math.is_finite(self.train_loss.result())
     first_step.assign(tf.where(newly_nonfinite, self.global_step, first_step))
+
+  def _jit_compiled_train_step(self, iterator):
+    """`base_trainer.Trainer.train_step` with the task's step under `jit_compile=True`."""
+
+    def step_fn(inputs):
+      logs = self._jit_task_train_step(
+        inputs, model=self.model, optimizer=self.optimizer, metrics=self.train_metrics
+      )
+      self._train_loss.update_state(logs[self.task.loss])
+      self.global_step.assign_add(1)
+
+    inputs = self.next_train_inputs(iterator)
+    self.strategy.run(step_fn, args=(inputs,), options=self._runtime_options)
 
   def train_loop_end(self):
     logs = super().train_loop_end()
