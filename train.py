@@ -8,7 +8,10 @@ Config order: the experiment's Python defaults, then each --config_file in order
 
 A NaN or infinite training loss (or weight) stops training with exit status 1 and an error naming
 the step and the last good checkpoint in DIR; `trainer.recovery_max_trials=N` instead restores that
-checkpoint and retries, up to N times (projects/common/training/trainer.py).
+checkpoint and retries, up to N times (projects/common/training/trainer.py). SIGTERM saves a
+checkpoint and exits with status 143; the same command resumes from DIR's newest checkpoint
+(projects/common/experiment_runner.py). A DIR whose params.yaml describes another model is
+refused unless --allow_model_change.
 """
 
 import os
@@ -27,11 +30,18 @@ import yaml
 from absl import app, flags
 from official.common import distribute_utils
 from official.common import flags as tfm_flags
-from official.core import task_factory, train_lib, train_utils
+from official.core import task_factory, train_utils
 from official.modeling import performance
 
 from projects import registry_imports  # noqa: F401  (registers every experiment)
-from projects.common import experiment_config, model_stats
+from projects.common import (
+  cluster,
+  experiment_config,
+  experiment_runner,
+  input_errors,
+  model_dir,
+  model_stats,
+)
 from projects.common.training import trainer as trainer_lib
 
 FLAGS = flags.FLAGS
@@ -48,6 +58,12 @@ flags.DEFINE_bool(
   'Build only the model and print its parameters, GFLOPs per view and views per video, then exit.',
 )
 
+flags.DEFINE_bool(
+  'allow_model_change',
+  False,
+  'Train in a --model_dir whose params.yaml describes a different model: variables that match '
+  'are restored from its checkpoint, the others start fresh. Without it, such a run refuses to start.',
+)
 flags.DEFINE_integer(
   'seed',
   None,
@@ -82,14 +98,23 @@ def main(_) -> None:
       if not FLAGS[required].value:
         _fail(f'--{required} is required to train or evaluate')
     experiment_config.check_input_paths(params, FLAGS.mode)
-  except experiment_config.ExperimentConfigError as e:
+    if 'train' in FLAGS.mode and not FLAGS.allow_model_change:
+      # Before params.yaml is overwritten: it describes the model of the checkpoints there.
+      model_dir.check_model_dir(params, FLAGS.model_dir)
+    # Vertex AI describes the cluster in CLUSTER_SPEC; the strategies read TF_CONFIG.
+    cluster.ensure_tf_config()
+  except (
+    experiment_config.ExperimentConfigError,
+    model_dir.ModelDirMismatchError,
+    cluster.ClusterSpecError,
+  ) as e:
     _fail(str(e))
 
   gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
-  model_dir = FLAGS.model_dir
+  run_dir = FLAGS.model_dir
   if 'train' in FLAGS.mode:
     # Eval-only jobs don't write it: a continuous eval job would race the trainer for the file.
-    train_utils.serialize_config(params, model_dir)
+    train_utils.serialize_config(params, run_dir)
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   if FLAGS.seed is not None:
@@ -102,27 +127,35 @@ def main(_) -> None:
     tpu_address=params.runtime.tpu,
   )
   with strategy.scope():
-    task = task_factory.get_task(params.task, logging_dir=model_dir)
+    task = task_factory.get_task(params.task, logging_dir=run_dir)
     # Ours, not Model Garden's: float32 stem under bfloat16 on CPU, and a stop on NaN/inf.
     trainer = trainer_lib.create_trainer(
-      params, task, model_dir, train='train' in FLAGS.mode, evaluate='eval' in FLAGS.mode
+      params, task, run_dir, train='train' in FLAGS.mode, evaluate='eval' in FLAGS.mode
     )
   try:
-    _, eval_logs = train_lib.run_experiment(
+    # Model Garden's runner plus SIGTERM checkpoints and multi-worker restarts from the chief.
+    _, eval_logs = experiment_runner.run_experiment(
       distribution_strategy=strategy,
       task=task,
       mode=FLAGS.mode,
       params=params,
-      model_dir=model_dir,
+      model_dir=run_dir,
       trainer=trainer,
     )
   except trainer_lib.NonFiniteTrainingError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
-  train_utils.save_gin_config(FLAGS.mode, model_dir)
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+    # tf.data names no file; this reads the inputs again to find the one at fault.
+    explanation = input_errors.explain(params.task, FLAGS.mode, e)
+    if explanation is None:
+      raise
+    print(f'error: {explanation}', file=sys.stderr)
+    sys.exit(1)
+  train_utils.save_gin_config(FLAGS.mode, run_dir)
   # Model Garden returns evaluation logs only for post-eval runs; Orbit's summaries have them all.
   final = eval_logs or last_evaluation(
-    os.path.join(model_dir, params.trainer.validation_summary_subdir)
+    os.path.join(run_dir, params.trainer.validation_summary_subdir)
   )
   if final:
     print('final evaluation: ' + ', '.join(f'{k}={float(v):.4f}' for k, v in sorted(final.items())))

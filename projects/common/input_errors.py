@@ -68,12 +68,11 @@ def explain(task_config: cfg.TaskConfig, mode: str, error: tf.errors.OpError) ->
           're-create it (e.g. rerun its converter) or remove it from the pattern'
         )
     elif LABEL_OUT_OF_RANGE in error.message and hasattr(data, 'label_field_key'):
-      num_classes = task_config.model.num_classes
-      bad = first_label_out_of_range(paths, data.label_field_key, num_classes)
+      bad = first_label_out_of_range(paths, data.label_field_key, data.num_classes)
       if bad:
         path, label = bad
         return (
-          f'{key}.input_path: {path} has label {label}, outside task.model.num_classes='
-          f'{num_classes} (labels run from 0 to {num_classes - 1})'
+          f'{key}.input_path: {path} has label {label}, outside {key}.num_classes='
+          f'{data.num_classes} (labels run from 0 to {data.num_classes - 1})'
         )
   return None

@@ -25,7 +25,7 @@ class InputErrorsTest(tf.test.TestCase):
     _write_videos(self.good, [0, 1])
     _write_videos(self.other, [1, 0])
     self.task = video_classification.VideoClassificationTask()
-    self.task.model.num_classes = 2
+    self.task.train_data.num_classes = 2
     self.task.train_data.input_path = os.path.join(self.folder, 'train-*')
 
   def test_truncated_file_is_named(self):
@@ -58,7 +58,8 @@ class InputErrorsTest(tf.test.TestCase):
     message = input_errors.explain(self.task, 'train_and_eval', error)
     self.assertEqual(
       message,
-      f'task.train_data.input_path: {self.other} has label 5, outside task.model.num_classes=2 '
+      f'task.train_data.input_path: {self.other} has label 5, outside '
+      'task.train_data.num_classes=2 '
       '(labels run from 0 to 1)',
     )
 
