@@ -427,8 +427,10 @@ def maskrcnn_copypaste_effb7_1280_coco() -> cfg.ExperimentConfig:
 def cascadercnn_copypaste_effb7_1280_coco() -> cfg.ExperimentConfig:
   """Cascade Mask R-CNN EfficientNet-B7 FPN, 1280^2, Copy-Paste, 180k steps.
 
-  [TF1] cascade_maskrcnn_effb7_1280.yaml. The release's NAS-FPN rows are left out: their
-  configs were not read for this registry (Model Garden has a `nasfpn` decoder for them).
+  [TF1] cascade_maskrcnn_effb7_1280.yaml. The release's Cascade Eff-B7 NAS-FPN rows are not
+  registered: their NAS-FPN uses bottleneck blocks, swish in the decoder only and drop-connect
+  0.2 (cascade_maskrcnn_effb7_nasfpn_1280.yaml), none of which Model Garden's `nasfpn` decoder
+  offers (conv blocks, the backbone's activation).
 
   python train.py --experiment=cascadercnn_copypaste_effb7_1280_coco \\
     --config_file=experiments/copy_paste/coco_cascadercnn_copypaste_effb7_1280_390ep.yaml \\
