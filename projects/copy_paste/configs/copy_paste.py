@@ -6,10 +6,12 @@ Segmentation" (CVPR 2021, arXiv 2012.07177). The COCO experiments are the rows o
 backbone table as the code release ships them; every setting names its source:
 
   [TF1]    the paper's code release: tensorflow/tpu, models/official/detection/projects/copy_paste/
-           configs/<file>.yaml (named on each row) and its README (the rows' box / mask AP).
-  [paper]  Sec. 4.1 (training details): anchors 8 x 2^l on P2-P6, from scratch (random
-           initialisation), sync BN, batch 256, weight decay 4e-5, LR 0.32 warmed up from 0.0032
-           over 1000 steps and divided by 10 at 0.9, 0.95 and 0.975 of training.
+           configs/<file>.yaml (named on each row), the defaults of configs/maskrcnn_config.py
+           that those files keep (anchor size 8 on P2-P6), and its README (the rows' box / mask
+           AP, parameters and FLOPs). No row loads a checkpoint: all train from scratch.
+  [paper]  Sec. 4.1 (training details) states the same recipe: sync BN, batch 256, weight decay
+           4e-5, LR 0.32 warmed up from 0.0032 over 1000 steps and divided by 10 at 0.9, 0.95
+           and 0.975 of training, large-scale jitter.
 
 Data paths are left empty: set `task.train_data.input_path`, `task.validation_data.input_path`
 and `task.annotation_file` to COCO TFRecords and JSON (tools/coco_to_tfrecord.py writes them).
