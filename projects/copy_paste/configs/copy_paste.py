@@ -2,8 +2,8 @@
 training input, and the CPU demo on the built-in digit scenes.
 
 Ghiasi et al., "Simple Copy-Paste is a Strong Data Augmentation Method for Instance
-Segmentation" (CVPR 2021, arXiv 2012.07177). The COCO experiments are the rows of the paper's
-backbone table as the code release ships them; every setting names its source:
+Segmentation" (CVPR 2021, arXiv 2012.07177). The COCO experiments are the paper's models as the code
+release's README lists them; every setting names its source:
 
   [TF1]    the paper's code release: tensorflow/tpu, models/official/detection/projects/copy_paste/
            configs/<file>.yaml (named on each row), the defaults of configs/maskrcnn_config.py
