@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -12,6 +11,7 @@ import tensorflow as tf
 from official.core import task_factory
 
 from projects import registry_imports  # noqa: F401  (registers cvrl_demo)
+from projects.common import cluster as cluster_lib
 from projects.common import experiment_config
 from projects.common.testing import tiny_data
 from projects.cvrl.losses.contrastive_test import numpy_nt_xent
@@ -42,19 +42,9 @@ _CONTRASTIVE_WORKER = textwrap.dedent(
 )
 
 
-def _free_ports(count: int) -> list[int]:
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
-
-
 def run_workers(command: list[str]) -> list[subprocess.CompletedProcess]:
   """Runs `command` once per worker, concurrently, each with its own TF_CONFIG."""
-  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(NUM_WORKERS)]}
+  cluster = cluster_lib.loopback_cluster(NUM_WORKERS)
   processes = []
   for index in range(NUM_WORKERS):
     tf_config = {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}

@@ -21,7 +21,6 @@ import argparse
 import collections
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,22 +33,14 @@ if __package__ in (None, ''):
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+from projects.common import cluster as cluster_lib  # noqa: E402  (after the path set-up)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Op types of the collectives MultiWorkerMirroredStrategy runs (all-gather and all-reduce).
 COLLECTIVE_OP_PREFIX = 'Collective'
 # Host trace threads that run kernels: the executor's and the collectives' own.
 KERNEL_THREADS = ('tf_Compute', 'collective_ops')
 EXECUTOR_WRAPPER_EVENTS = frozenset({'Process', 'Run', 'Start', 'RunClosure'})
-
-
-def _free_ports(count: int) -> list[int]:
-  sockets = [socket.socket() for _ in range(count)]
-  for s in sockets:
-    s.bind(('127.0.0.1', 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
-  return ports
 
 
 def op_time_by_type(profile_dir: str) -> dict[str, float]:
@@ -138,7 +129,7 @@ def run_worker(args: argparse.Namespace) -> None:
 
 
 def run_cluster(num_workers: int, args: argparse.Namespace, profile_steps: int) -> dict:
-  cluster = {'worker': [f'127.0.0.1:{port}' for port in _free_ports(num_workers)]}
+  cluster = cluster_lib.loopback_cluster(num_workers)
   flags = [
     f'--per_worker_batch={args.per_worker_batch}',
     f'--warmup_steps={args.warmup_steps}',

@@ -8,6 +8,7 @@ set, `ensure_tf_config` writes the equivalent `TF_CONFIG` before a strategy is b
 
 import json
 import os
+import socket
 from collections.abc import MutableMapping
 
 # Vertex AI's worker pools, in their fixed order, as TensorFlow task types.
@@ -65,3 +66,14 @@ def ensure_tf_config(environ: MutableMapping[str, str] = os.environ) -> str:
     raise ClusterSpecError(f'CLUSTER_SPEC is not JSON: {e}') from e
   environ['TF_CONFIG'] = json.dumps(tf_config_from_cluster_spec(cluster_spec))
   return 'CLUSTER_SPEC'
+
+
+def loopback_cluster(num_workers: int) -> dict:
+  """A `TF_CONFIG` cluster of `num_workers` workers on free ports of this machine (tests, bench)."""
+  sockets = [socket.socket() for _ in range(num_workers)]
+  for s in sockets:
+    s.bind(('127.0.0.1', 0))
+  addresses = [f'127.0.0.1:{s.getsockname()[1]}' for s in sockets]
+  for s in sockets:
+    s.close()
+  return {'worker': addresses}
