@@ -49,6 +49,36 @@ SERVING_SIGNATURE = 'serving_default'
 FEATURES_SIGNATURE = 'features'
 
 
+class SavedModelError(ValueError):
+  """A SavedModel is missing, or its signature is not the one a tool reads."""
+
+
+def load_signature(
+  export_dir: str, name: str, dtype: tf.DType, rank: int, expected: str
+) -> tuple[object, tf.types.experimental.ConcreteFunction, str, tf.TensorSpec]:
+  """(loaded SavedModel, signature `name`, its one input's name and spec), checked.
+
+  The input must be one tensor of `dtype` and `rank`; `expected` describes it for the error.
+  Keep the loaded object referenced while the signature is used: it owns the variables.
+  """
+  if not tf.saved_model.contains_saved_model(export_dir):
+    raise SavedModelError(f'--saved_model {export_dir!r} holds no SavedModel')
+  loaded = tf.saved_model.load(export_dir)
+  if name not in loaded.signatures:
+    raise SavedModelError(
+      f'SavedModel {export_dir!r} has no {name!r} signature (signatures: '
+      f'{sorted(loaded.signatures)})'
+    )
+  signature = loaded.signatures[name]
+  inputs = signature.structured_input_signature[1]
+  (input_name, spec), *others = inputs.items()
+  if others or spec.dtype != dtype or spec.shape.rank != rank:
+    raise SavedModelError(
+      f'SavedModel {export_dir!r}: {name!r} signature takes {inputs}, expected {expected}'
+    )
+  return loaded, signature, input_name, spec
+
+
 def _model_inputs(model: tf_keras.Model, images: tf.Tensor) -> tf.Tensor | dict[str, tf.Tensor]:
   """`images` as `model` takes them: `{'image': ...}` for Model Garden-style classifiers."""
   if not isinstance(model.input, dict):

@@ -64,6 +64,7 @@ from projects.common import (
   video_features,
   video_listing,
 )
+from tools import export_saved_model
 from tools.export_saved_model import FEATURES_SIGNATURE, add_experiment_arguments
 
 
@@ -190,21 +191,10 @@ def saved_model_embedder(
   export_dir: str, data: mg_video.DataConfig
 ) -> tuple[Callable[[np.ndarray], np.ndarray], tuple[int, int, int]]:
   """Embedding function of a SavedModel's `features` signature, and the clip shape it takes."""
-  if not tf.saved_model.contains_saved_model(export_dir):
-    raise InputError(f'--saved_model {export_dir!r} holds no SavedModel')
-  loaded = tf.saved_model.load(export_dir)
-  if FEATURES_SIGNATURE not in loaded.signatures:
-    raise InputError(
-      f'SavedModel {export_dir!r} has no {FEATURES_SIGNATURE!r} signature (signatures: '
-      f'{sorted(loaded.signatures)}); export it with tools/export_saved_model.py'
-    )
-  signature = loaded.signatures[FEATURES_SIGNATURE]
-  (input_name, spec), *others = signature.structured_input_signature[1].items()
-  if others or spec.dtype != tf.uint8 or spec.shape.rank != 5:
-    raise InputError(
-      f'SavedModel {export_dir!r}: {FEATURES_SIGNATURE!r} signature takes '
-      f'{signature.structured_input_signature[1]}, expected uint8 frames [batch, T, H, W, 3]'
-    )
+  # Exported by tools/export_saved_model.py, whose `features` signature takes uint8 frames.
+  loaded, _, input_name, spec = export_saved_model.load_signature(
+    export_dir, FEATURES_SIGNATURE, tf.uint8, 5, 'uint8 frames [batch, T, H, W, 3]'
+  )
   defaults = data.feature_shape[:3]
   clip_shape = tuple(
     int(size) if size is not None else int(default)
@@ -313,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     experiment_config.ExperimentConfigError,
     video_features.CheckpointError,
     InputError,
+    export_saved_model.SavedModelError,
     video_listing.ListingError,
     OSError,
   ) as e:

@@ -65,6 +65,7 @@ from official.vision.serving import detection
 from projects import registry_imports  # noqa: F401  (registers every experiment)
 from projects.common import experiment_config, video_features
 from projects.common.detection import drawing, evaluation_report
+from tools import export_saved_model
 from tools.export_saved_model import add_experiment_arguments
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -198,22 +199,14 @@ def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[
 
 def saved_model_detector(export_dir: str) -> Detector:
   """The detector of a SavedModel's `serving_default` signature (Model Garden detection export)."""
-  if not tf.saved_model.contains_saved_model(export_dir):
-    raise InputError(f'--saved_model {export_dir!r} holds no SavedModel')
-  loaded = tf.saved_model.load(export_dir)
-  if SERVING_SIGNATURE not in loaded.signatures:
-    raise InputError(
-      f'SavedModel {export_dir!r} has no {SERVING_SIGNATURE!r} signature '
-      f'(signatures: {sorted(loaded.signatures)})'
-    )
-  signature = loaded.signatures[SERVING_SIGNATURE]
-  inputs = signature.structured_input_signature[1]
-  (input_name, spec), *others = inputs.items()
-  if others or spec.dtype != tf.uint8 or spec.shape.rank != 4:
-    raise InputError(
-      f'SavedModel {export_dir!r}: {SERVING_SIGNATURE!r} takes {inputs}, expected uint8 images '
-      '[batch, height, width, 3] (Model Garden detection export with input_type image_tensor)'
-    )
+  loaded, signature, input_name, _ = export_saved_model.load_signature(
+    export_dir,
+    SERVING_SIGNATURE,
+    tf.uint8,
+    4,
+    'uint8 images [batch, height, width, 3] (Model Garden detection export with input_type '
+    'image_tensor)',
+  )
   missing = [key for key in DETECTION_OUTPUTS if key not in signature.structured_outputs]
   if missing:
     raise InputError(
