@@ -29,16 +29,22 @@ SEED = 'seed'
 
 
 def paste_source_sample_fn(
-  shuffle_buffer_size: int, seed: int | None = None
+  shuffle_buffer_size: int,
+  seed: int | None = None,
+  paste_sources: tf.data.Dataset | None = None,
 ) -> Callable[[tf.data.Dataset], tf.data.Dataset]:
   """A `sample_fn` turning a stream of decoded examples into {'destination', 'paste_source',
   'seed'} elements: the paste source comes from the same stream, read again and shuffled with
-  its own buffer; the seed ([2] int64) drives the stateless augmentation of the pair."""
+  its own buffer (or from `paste_sources`, decoded examples of another dataset, repeated); the
+  seed ([2] int64) drives the stateless augmentation of the pair."""
 
   def sample(decoded: tf.data.Dataset) -> tf.data.Dataset:
     # A different shuffle seed for the second read, so the pair is not the same example twice.
     paste_seed = None if seed is None else seed + 1
-    sources = decoded.shuffle(shuffle_buffer_size, seed=paste_seed)
+    if paste_sources is None:
+      sources = decoded.shuffle(shuffle_buffer_size, seed=paste_seed)
+    else:
+      sources = paste_sources.repeat().shuffle(shuffle_buffer_size, seed=paste_seed)
     seeds = tf.data.Dataset.random(seed=seed).batch(2, drop_remainder=True)
     return tf.data.Dataset.zip((decoded, sources, seeds)).map(
       lambda destination, source, pair_seed: {
@@ -192,9 +198,11 @@ def build_inputs(
   min_visible_area: float = cp.DEFAULT_MIN_VISIBLE_AREA,
   blend_sigma: float = 0.0,
   blend_kernel_size: int = cp.DEFAULT_BLEND_KERNEL_SIZE,
+  paste_source_input_path: str = '',
 ) -> tf.data.Dataset:
   """The training input of a Mask R-CNN `task_config` as Model Garden's MaskRCNNTask builds it,
-  with Copy-Paste (`params` must be a training config: evaluation needs no pastes)."""
+  with Copy-Paste (`params` must be a training config: evaluation needs no pastes). Objects are
+  pasted from the training data itself, or from the files `paste_source_input_path` matches."""
   if not params.is_training:
     raise ValueError('Copy-Paste input is for training data (is_training=True)')
   if not task_config.model.include_mask:
@@ -226,12 +234,19 @@ def build_inputs(
     blend_sigma=blend_sigma,
     blend_kernel_size=blend_kernel_size,
   )
+  dataset_fn = dataset_fn_lib.pick_dataset_fn(params.file_type)
+  paste_sources = None
+  if paste_source_input_path:
+    files = tf.data.Dataset.list_files(paste_source_input_path, shuffle=True, seed=params.seed)
+    paste_sources = files.interleave(
+      dataset_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=params.deterministic
+    ).map(_decoder(params).decode, num_parallel_calls=tf.data.AUTOTUNE)
   reader = input_reader_factory.input_reader_generator(
     params,
-    dataset_fn=dataset_fn_lib.pick_dataset_fn(params.file_type),
+    dataset_fn=dataset_fn,
     decoder_fn=_decoder(params).decode,
     combine_fn=input_reader.create_combine_fn(params),
-    sample_fn=paste_source_sample_fn(params.shuffle_buffer_size, params.seed),
+    sample_fn=paste_source_sample_fn(params.shuffle_buffer_size, params.seed, paste_sources),
     parser_fn=parser.parse_fn(params.is_training),
   )
   return reader.read(input_context=input_context)

@@ -124,3 +124,18 @@ def test_evaluation_is_model_gardens(tfrecord_pattern):
   image, labels = _parser().parse_fn(is_training=False)(decoded)
   assert image.shape == (OUTPUT_SIZE, OUTPUT_SIZE, 3)
   assert labels['groundtruths']['boxes'].shape == (MAX_INSTANCES, 4)
+
+
+def test_paste_sources_come_from_another_dataset():
+  # Destinations are the numbers 0..4, the other dataset's examples 100..102.
+  def decoded(values):
+    return tf.data.Dataset.from_tensor_slices({'value': tf.constant(values, tf.int64)})
+
+  sample = copy_paste_input.paste_source_sample_fn(
+    2, seed=1, paste_sources=decoded([100, 101, 102])
+  )
+  pairs = list(sample(decoded([0, 1, 2, 3, 4])))
+  assert [int(p[copy_paste_input.DESTINATION]['value']) for p in pairs] == [0, 1, 2, 3, 4]
+  sources = [int(p[copy_paste_input.PASTE_SOURCE]['value']) for p in pairs]
+  # Repeated: five destinations draw from three paste sources.
+  assert set(sources) <= {100, 101, 102} and len(sources) == 5

@@ -21,4 +21,5 @@ class CopyPasteMaskRCNNTask(maskrcnn.MaskRCNNTask):
       min_visible_area=copy_paste.min_visible_area,
       blend_sigma=copy_paste.blend_sigma,
       blend_kernel_size=copy_paste.blend_kernel_size,
+      paste_source_input_path=copy_paste.paste_source_input_path,
     )
