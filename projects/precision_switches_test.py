@@ -4,7 +4,6 @@ Each demo experiment, shrunk to tiny data and batch 2, trains a few steps of our
 repeated batch: every loss must be finite and the last below the first.
 """
 
-import importlib
 import os
 
 import numpy as np
@@ -47,9 +46,6 @@ DETECTION_FAMILIES = {
   'maskrcnn_spinenet': ('maskrcnn_spinenet_demo', 0.02, {'model': {'input_size': [128, 128, 3]}}),
   'maskrcnn_copypaste': ('maskrcnn_copypaste_demo', 0.02, {'model': {'input_size': [64, 64, 3]}}),
 }
-# Not in `projects.registry_imports` yet: imported by the Copy-Paste cases only, so that the other
-# families still run while the Copy-Paste package does not import.
-COPY_PASTE_TASK_MODULE = 'projects.copy_paste.tasks.copy_paste'
 
 
 def _cases():
@@ -92,8 +88,6 @@ class PrecisionSwitchesTest(parameterized.TestCase, tf.test.TestCase):
       }
     else:
       name, learning_rate, task_overrides = DETECTION_FAMILIES[family]
-      if family == 'maskrcnn_copypaste':
-        importlib.import_module(COPY_PASTE_TASK_MODULE)
       config = exp_factory.get_exp_config(name)
       task = {
         **_data_overrides(self.scenes.train_pattern, self.scenes.validation_pattern),
