@@ -14,12 +14,12 @@ from projects.common.testing import tiny_data
 from projects.common.training import trainer as trainer_lib
 
 
-def _tiny_demo(info, steps_per_loop: int, train_steps: int, **trainer_overrides):
+def _tiny_demo(info, steps_per_loop: int, train_steps: int, runtime=None, **trainer_overrides):
   config = exp_factory.get_exp_config('video_classification_demo')
   data = {'global_batch_size': 2, 'shuffle_buffer_size': 8}
   config.override(
     {
-      'runtime': {'mixed_precision_dtype': 'float32'},
+      'runtime': {'mixed_precision_dtype': 'float32', **(runtime or {})},
       'task': {
         'train_data': {'input_path': info.train_pattern, 'num_examples': info.num_train, **data},
         'validation_data': {
@@ -118,6 +118,27 @@ class TrainerTest(tf.test.TestCase):
     with self.assertRaisesRegex(RuntimeError, re.escape('NaN after training loop')):
       self._run(config, model_dir, first_bad_step=2, poison='loss')
     self._assert_checkpoint_intact(config, model_dir, expected_step=1)
+
+  def test_enable_xla_compiles_the_task_step_on_cpu(self):
+    # A host callback has no XLA kernel: it runs only if the step is not jit-compiled.
+    def host_loss_step(inputs, model, optimizer, metrics=None):
+      del inputs, model, optimizer, metrics
+      return {'loss': tf.numpy_function(lambda: np.float32(1.0), [], tf.float32, stateful=False)}
+
+    for enable_xla in (False, True):
+      config = _tiny_demo(
+        self.info, steps_per_loop=1, train_steps=1, runtime={'enable_xla': enable_xla}
+      )
+      task = task_factory.get_task(config.task)
+      task.train_step = host_loss_step
+      trainer = trainer_lib.create_trainer(
+        config, task, self.get_temp_dir(), train=True, evaluate=False
+      )
+      if enable_xla:
+        with self.assertRaisesRegex(tf.errors.InvalidArgumentError, 'PyFunc'):
+          trainer.train(tf.constant(1))
+      else:
+        self.assertEqual(float(trainer.train(tf.constant(1))[trainer.train_loss.name]), 1.0)
 
   def test_bfloat16_policy_keeps_the_stem_float32(self):
     config = _tiny_demo(self.info, steps_per_loop=1, train_steps=1)
