@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(PY) tools/update_build_files.py --check
 
 test: lint
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 bazel-test: $(STAMP)
 	tools/bazel_test.sh

@@ -1,7 +1,8 @@
-"""`runtime.mixed_precision_dtype=bfloat16` and `runtime.enable_xla` train every family on a CPU.
+"""`runtime.mixed_precision_dtype=bfloat16` and `runtime.enable_xla` train the video families on CPU.
 
 Each demo experiment, shrunk to tiny data and batch 2, trains a few steps of our trainer on one
-repeated batch: every loss must be finite and the last below the first.
+repeated batch: every loss must be finite and the last below the first. The detection demos are
+not here yet: at their smallest input (128^2, SpineNet's P7) a case took 5-7 minutes on 2 cores.
 """
 
 import os
@@ -13,14 +14,12 @@ from official.core import exp_factory, task_factory
 from official.modeling import performance
 
 from projects import registry_imports  # noqa: F401  (registers the experiments)
-from projects.common.datasets import digit_scenes
 from projects.common.testing import tiny_data
 from projects.common.training import trainer as trainer_lib
 from projects.cvrl.tasks import tiny_configs
 
 NUM_STEPS = 4
 BATCH_SIZE = 2
-SCENE_SIZE = 64
 
 SWITCHES = {
   'bfloat16': {'mixed_precision_dtype': 'bfloat16'},
@@ -29,8 +28,7 @@ SWITCHES = {
 
 SLIM_R3D = {'model': {'backbone': {'slim_r3d': {'width_multiplier': tiny_configs.TINY_WIDTH}}}}
 # Experiment name, learning rate (constant, no warm-up: a few steps must already lower the loss),
-# task overrides beyond the data. A detection input is at least 2**model.max_level pixels (Model
-# Garden's parser pads it to a multiple of that): 128 for SpineNet's P7.
+# task overrides beyond the data.
 VIDEO_FAMILIES = {
   'video_classification': ('video_classification_demo', 0.05, SLIM_R3D),
   'cvrl': ('cvrl_demo', 0.05, SLIM_R3D),
@@ -41,16 +39,11 @@ VIDEO_FAMILIES = {
     {'model': {'backbone': {'slim_resnet_3d_rs': {'width_multiplier': tiny_configs.TINY_WIDTH}}}},
   ),
 }
-DETECTION_FAMILIES = {
-  'retinanet_spinenet': ('retinanet_spinenet_demo', 0.02, {'model': {'input_size': [128, 128, 3]}}),
-  'maskrcnn_spinenet': ('maskrcnn_spinenet_demo', 0.02, {'model': {'input_size': [128, 128, 3]}}),
-  'maskrcnn_copypaste': ('maskrcnn_copypaste_demo', 0.02, {'model': {'input_size': [64, 64, 3]}}),
-}
 
 
 def _cases():
   for switch in SWITCHES:
-    for family in (*VIDEO_FAMILIES, *DETECTION_FAMILIES):
+    for family in VIDEO_FAMILIES:
       yield {'testcase_name': f'{family}_{switch}', 'family': family, 'switch': switch}
 
 
@@ -68,31 +61,14 @@ class PrecisionSwitchesTest(parameterized.TestCase, tf.test.TestCase):
     super().setUpClass()
     cache = os.path.join(tf.compat.v1.test.get_temp_dir(), 'precision_switches_data')
     cls.video = tiny_data.tiny_moving_mnist(os.path.join(cache, 'moving_mnist'))
-    cls.scenes = digit_scenes.build_digit_scenes(
-      cache_dir=os.path.join(cache, 'digit_scenes'),
-      num_train=BATCH_SIZE,
-      num_validation=BATCH_SIZE,
-      image_size=SCENE_SIZE,
-      digits_per_image=(1, 3),
-      digit_size_range_px=(16, 32),
-      num_shards=1,
-    )
 
   def _config(self, family: str, switch: str):
-    if family in VIDEO_FAMILIES:
-      name, learning_rate, task_overrides = VIDEO_FAMILIES[family]
-      config = exp_factory.get_exp_config(name)
-      task = {
-        **_data_overrides(self.video.train_pattern, self.video.validation_pattern),
-        **task_overrides,
-      }
-    else:
-      name, learning_rate, task_overrides = DETECTION_FAMILIES[family]
-      config = exp_factory.get_exp_config(name)
-      task = {
-        **_data_overrides(self.scenes.train_pattern, self.scenes.validation_pattern),
-        **task_overrides,
-      }
+    name, learning_rate, task_overrides = VIDEO_FAMILIES[family]
+    config = exp_factory.get_exp_config(name)
+    task = {
+      **_data_overrides(self.video.train_pattern, self.video.validation_pattern),
+      **task_overrides,
+    }
     config.override(
       {
         'runtime': SWITCHES[switch],
