@@ -12,10 +12,12 @@ import pytest
 from tools import vertex_submit
 
 TESTDATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'testdata')
+# Absolute, so the test runs from any folder; the job names it relative to the repo.
+CVRL_YAML = os.path.join(vertex_submit.REPO_ROOT, 'experiments', 'cvrl', 'k600_r3d50_200ep.yaml')
 
 GPU_JOB_FLAGS = [
   '--experiment=cvrl_kinetics600',
-  '--config_file=experiments/cvrl/k600_r3d50_200ep.yaml',
+  f'--config_file={CVRL_YAML}',
   '--params_override=task.train_data.global_batch_size=1024',
   '--image_uri=us-docker.pkg.dev/my-project/trainers/projects:latest',
   '--machine_type=a2-highgpu-8g',
