@@ -150,7 +150,7 @@ def resolve_user_override(args: argparse.Namespace) -> dict:
   )
   if not args.params_override:
     return {}
-  return experiment_config._load_override(args.params_override, '--params_override')
+  return experiment_config.load_override(args.params_override, '--params_override')
 
 
 def create_request(args: argparse.Namespace, user_override: dict) -> dict:

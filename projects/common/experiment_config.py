@@ -78,7 +78,7 @@ def _closest_field(config: hyperparams.Config, dotted_key: str) -> str:
   return f"; did you mean '{'.'.join([*parents, close[0]])}'?" if close else ''
 
 
-def _load_override(source: str, what: str) -> dict:
+def load_override(source: str, what: str) -> dict:
   """Parses a YAML/JSON file, YAML/JSON string or `a.b=1,c=2` string the way Model Garden does."""
   if what.startswith('config file'):
     if not tf.io.gfile.exists(source):
@@ -98,14 +98,14 @@ def _load_override(source: str, what: str) -> dict:
   if loaded is None:
     return {}
   if not isinstance(loaded, dict) and not what.startswith('config file') and os.path.isfile(text):
-    return _load_override(text, f'config file {text!r} (from --params_override)')
+    return load_override(text, f'config file {text!r} (from --params_override)')
   if not isinstance(loaded, dict):
     raise ExperimentConfigError(f'{what}: expected a mapping of config keys, got {loaded!r}')
   return loaded
 
 
 def _apply_override(params: cfg.ExperimentConfig, source: str, what: str) -> None:
-  overrides = _load_override(source, what)
+  overrides = load_override(source, what)
   unknown = find_unknown_key(params, overrides)
   if unknown:
     raise ExperimentConfigError(
