@@ -26,6 +26,20 @@ def _split_cpu_in_two() -> bool:
 
 
 HAS_TWO_CPUS = _split_cpu_in_two()
+_shared_strategy = None
+
+
+def shared_strategy() -> tf.distribute.MirroredStrategy:
+  """The process's one MirroredStrategy over '/cpu:0' and '/cpu:1'.
+
+  Every MirroredStrategy numbers its collectives from the same group and instance keys, and the
+  process's collective executor remembers each key's shape: a second strategy's all-gather
+  then meets the first one's shapes ("Shape mismatch in the collective instance").
+  """
+  global _shared_strategy
+  if _shared_strategy is None:
+    _shared_strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+  return _shared_strategy
 
 
 class TwoReplicaTestCase(tf.test.TestCase):
@@ -39,7 +53,7 @@ class TwoReplicaTestCase(tf.test.TestCase):
   def setUpClass(cls):
     super().setUpClass()
     if HAS_TWO_CPUS:
-      cls.strategy = tf.distribute.MirroredStrategy(['/cpu:0', '/cpu:1'])
+      cls.strategy = shared_strategy()
     elif not os.environ.get(_FRESH_PROCESS_ENV):
       test_file = sys.modules[cls.__module__].__file__
       cls.fresh_process = subprocess.run(
