@@ -23,6 +23,13 @@ BUILTIN_DATASETS: dict[str, Callable[[], object]] = {
 }
 
 
+def register_builtin_dataset(name: str, builder: Callable[[], object]) -> None:
+  """Adds a project's built-in dataset (at import, from its `registry_imports` chain)."""
+  if name in BUILTIN_DATASETS and BUILTIN_DATASETS[name] is not builder:
+    raise ValueError(f'built-in dataset {name!r} is already registered')
+  BUILTIN_DATASETS[name] = builder
+
+
 def data_configs(task_config: cfg.TaskConfig) -> Iterator[tuple[str, cfg.DataConfig]]:
   """Yields (`task.<field>`, config) for every input config of a task."""
   for name, value in task_config.as_dict().items():

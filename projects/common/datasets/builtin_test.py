@@ -98,3 +98,15 @@ def test_unknown_name_lists_the_choices():
 
 def test_registers_digit_scenes_and_moving_mnist():
   assert {'digit_scenes', 'moving_mnist', 'moving_mnist_direction'} <= set(builtin.BUILTIN_DATASETS)
+
+
+def test_a_project_registers_its_dataset_once(monkeypatch):
+  monkeypatch.setattr(builtin, 'BUILTIN_DATASETS', dict(builtin.BUILTIN_DATASETS))
+  builtin.register_builtin_dataset('project_scenes', _fake_detection_data)
+  builtin.register_builtin_dataset('project_scenes', _fake_detection_data)  # a re-import
+  task = _DetectionTaskConfig()
+  task.validation_data.builtin_dataset = 'project_scenes'
+  builtin.materialize_builtin_datasets(task)
+  assert task.validation_data.input_path == '/cache/validation-*'
+  with pytest.raises(ValueError, match="'project_scenes' is already registered"):
+    builtin.register_builtin_dataset('project_scenes', lambda: None)
