@@ -11,7 +11,9 @@ the step and the last good checkpoint in DIR; `trainer.recovery_max_trials=N` in
 checkpoint and retries, up to N times (projects/common/training/trainer.py). SIGTERM saves a
 checkpoint and exits with status 143; the same command resumes from DIR's newest checkpoint
 (projects/common/experiment_runner.py). A DIR whose params.yaml describes another model is
-refused unless --allow_model_change.
+refused unless --allow_model_change. A config that cannot fit its data (a detector's
+task.model.num_classes not above the data's largest class id) stops before the first step with
+exit status 2 and an error naming the key and the file.
 """
 
 import os
@@ -126,13 +128,14 @@ def main(_) -> None:
     num_gpus=params.runtime.num_gpus,
     tpu_address=params.runtime.tpu,
   )
-  with strategy.scope():
-    task = task_factory.get_task(params.task, logging_dir=run_dir)
-    # Ours, not Model Garden's: float32 stem under bfloat16 on CPU, and a stop on NaN/inf.
-    trainer = trainer_lib.create_trainer(
-      params, task, run_dir, train='train' in FLAGS.mode, evaluate='eval' in FLAGS.mode
-    )
   try:
+    with strategy.scope():
+      task = task_factory.get_task(params.task, logging_dir=run_dir)
+      # Ours, not Model Garden's: float32 stem under bfloat16 on CPU, and a stop on NaN/inf.
+      # Building its inputs checks the config against the data (e.g. num_classes).
+      trainer = trainer_lib.create_trainer(
+        params, task, run_dir, train='train' in FLAGS.mode, evaluate='eval' in FLAGS.mode
+      )
     # Model Garden's runner plus SIGTERM checkpoints and multi-worker restarts from the chief.
     _, eval_logs = experiment_runner.run_experiment(
       distribution_strategy=strategy,
@@ -142,6 +145,8 @@ def main(_) -> None:
       model_dir=run_dir,
       trainer=trainer,
     )
+  except input_errors.ConfigDataMismatchError as e:
+    _fail(str(e))
   except trainer_lib.NonFiniteTrainingError as e:
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)

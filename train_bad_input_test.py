@@ -1,4 +1,5 @@
-"""train.py refuses bad input with one named error: corrupt TFRecords, labels, a foreign model_dir."""
+"""train.py refuses bad input with one named error: corrupt TFRecords, labels, too few detection
+classes, a foreign model_dir."""
 
 import os
 
@@ -6,8 +7,36 @@ import numpy as np
 import tensorflow as tf
 
 from projects.common import tfrecords
+from projects.common.datasets import digit_scenes
 from projects.common.testing import tiny_data
 from train_test import run_train_py, tiny_demo_override
+
+
+def tiny_digit_scenes(cache_dir: str) -> digit_scenes.DigitScenesInfo:
+  """4 training and 2 validation scenes of 64^2 (class ids 1..10, `categories.json` beside)."""
+  return digit_scenes.build_digit_scenes(
+    cache_dir=cache_dir, num_train=4, num_validation=2, image_size=64, digit_size_range_px=(16, 32)
+  )
+
+
+def tiny_detection_override(info: digit_scenes.DigitScenesInfo) -> str:
+  """A detection demo on `info`'s scenes at its smallest input (128^2: P7 needs 2^7), batch 2."""
+  return ','.join(
+    [
+      f'task.train_data.input_path={info.train_pattern}',
+      f'task.validation_data.input_path={info.validation_pattern}',
+      f'task.annotation_file={info.validation_annotation_file}',
+      'task.train_data.global_batch_size=2',
+      'task.validation_data.global_batch_size=2',
+      'task.train_data.shuffle_buffer_size=4',
+      'trainer.train_steps=2',
+      'trainer.steps_per_loop=1',
+      'trainer.summary_interval=1',
+      'trainer.checkpoint_interval=1',
+      'trainer.validation_interval=2',
+      'trainer.validation_steps=1',
+    ]
+  )
 
 
 class BadInputTest(tf.test.TestCase):
@@ -49,6 +78,28 @@ class BadInputTest(tf.test.TestCase):
       f'error: task.train_data.input_path: {shard} has label 12, outside task.train_data.num_classes=10',
       result.stderr,
     )
+
+  def test_detector_with_fewer_classes_than_the_data_stops_before_training(self):
+    info = tiny_digit_scenes(os.path.join(self.get_temp_dir(), 'scenes'))
+    label_map = os.path.join(os.path.dirname(info.train_pattern), 'categories.json')
+    result = run_train_py(
+      '--experiment=retinanet_spinenet_demo',
+      '--mode=train',
+      f'--model_dir={self.model_dir}',
+      f'--params_override={tiny_detection_override(info)},task.model.num_classes=10',
+    )
+    self.assertEqual(result.returncode, 2, result.stderr[-3000:])
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    self.assertEqual(
+      error_lines,
+      [
+        'error: task.model.num_classes=10 is too small for task.train_data: largest class id 10 '
+        f'in {label_map}; ids run 0..num_classes-1 with 0 for background, so set '
+        'task.model.num_classes=11 (or more)'
+      ],
+    )
+    self.assertNotIn('Traceback', result.stderr)
+    self.assertIsNone(tf.train.latest_checkpoint(self.model_dir))
 
   def test_model_dir_of_another_model_is_refused_unless_allowed(self):
     first = self._train(override=',trainer.train_steps=2')

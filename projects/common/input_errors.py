@@ -6,22 +6,30 @@ bad. When such an error stops a run, `explain` reads the run's input files once 
 it costs a pass over the data) and names the file, so the user knows what to fix or remove.
 """
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 from official.core import config_definitions as cfg
 
 from projects.common.datasets import builtin
 
+
+class ConfigDataMismatchError(ValueError):
+  """The config cannot fit the data it reads (e.g. fewer classes than the data's labels).
+
+  Raised before training starts; the message names the config key and the file that disagree.
+  """
+
+
 # Start of the message of the label assertion in the video parser; `explain` looks for it.
 LABEL_OUT_OF_RANGE = 'label outside num_classes'
 
 
-def input_files(input_path: str) -> list[str]:
-  """Every file that a comma-separated list of glob patterns matches, sorted."""
+def input_files(input_path: str | Sequence[str]) -> list[str]:
+  """Every file that glob patterns (comma-separated in a string, or a list) match, sorted."""
+  patterns = input_path.split(',') if isinstance(input_path, str) else input_path
   return sorted(
-    path
-    for pattern in input_path.split(',')
-    if pattern.strip()
-    for path in tf.io.gfile.glob(pattern.strip())
+    path for pattern in patterns if pattern.strip() for path in tf.io.gfile.glob(pattern.strip())
   )
 
 

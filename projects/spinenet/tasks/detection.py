@@ -8,6 +8,7 @@ from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.vision.tasks import maskrcnn, retinanet
 
+from projects.common import input_errors
 from projects.common.detection import evaluation_report
 from projects.spinenet.configs import detection as detection_configs
 from projects.spinenet.modeling import spinenet_scaled  # noqa: F401  (registers the backbone)
@@ -16,21 +17,15 @@ from projects.spinenet.modeling import spinenet_scaled  # noqa: F401  (registers
 CLASS_LABEL_KEY = 'image/object/class/label'
 
 
-def _input_files(input_path) -> list[str]:
-  """Files of a data config's `input_path` (comma-separated patterns or a list), in order."""
-  patterns = input_path.split(',') if isinstance(input_path, str) else list(input_path or ())
-  return [f for p in patterns if p.strip() for f in sorted(tf.io.gfile.glob(p.strip()))]
-
-
 def largest_class_id(data: cfg.DataConfig) -> tuple[int, str] | None:
-  """(largest class id, where it was read) of a detection input, or None if it cannot tell.
+  """(largest class id, the file it was read from) of a detection input, or None if unknown.
 
   The label map (`categories.json`, which tools/coco_to_tfrecord.py writes beside the shards)
   lists every id; without one, the ids of the first batch of examples in file order are read.
   """
   if data.tfds_name or not isinstance(data.input_path, str | list | tuple):
     return None
-  files = _input_files(data.input_path)
+  files = input_errors.input_files(data.input_path)
   if not files:
     return None
   label_map = os.path.join(os.path.dirname(files[0]), evaluation_report.LABEL_MAP_FILENAME)
@@ -40,18 +35,23 @@ def largest_class_id(data: cfg.DataConfig) -> tuple[int, str] | None:
   if data.decoder.type != 'simple_decoder' or data.file_type != 'tfrecord':
     return None
   feature = {CLASS_LABEL_KEY: tf.io.VarLenFeature(tf.int64)}
-  batch = [
-    tf.io.parse_single_example(record, feature)[CLASS_LABEL_KEY].values
-    for record in tf.data.TFRecordDataset(files).take(max(1, data.global_batch_size))
-  ]
-  ids = tf.concat(batch, axis=0) if batch else tf.zeros([0], tf.int64)
-  if not ids.shape[0]:
+  batch_size = max(1, data.global_batch_size)
+  largest, largest_file, num_read = None, '', 0
+  for path in files:
+    for record in tf.data.TFRecordDataset(path).take(batch_size - num_read):
+      num_read += 1
+      ids = tf.io.parse_single_example(record, feature)[CLASS_LABEL_KEY].values.numpy()
+      if ids.size and (largest is None or ids.max() > largest):
+        largest, largest_file = int(ids.max()), path
+    if num_read == batch_size:
+      break
+  if largest is None:
     return None
-  return int(tf.reduce_max(ids)), f'the first {len(batch)} examples of {data.input_path!r}'
+  return largest, f'{largest_file} (read from the first {num_read} examples of the input)'
 
 
 def check_num_classes(num_classes: int, data: cfg.DataConfig) -> None:
-  """Raises ValueError if `data` holds a class id that a `num_classes` detector cannot output.
+  """Raises ConfigDataMismatchError if `data` holds a class id a `num_classes` detector lacks.
 
   Model Garden's detectors output ids 0..num_classes-1 and keep 0 for background, so COCO's ids
   1..90 need num_classes=91; a larger id would be trained as a wrong class without any error.
@@ -61,9 +61,9 @@ def check_num_classes(num_classes: int, data: cfg.DataConfig) -> None:
     return
   largest, where = found
   split = 'task.train_data' if data.is_training else 'task.validation_data'
-  raise ValueError(
-    f'task.model.num_classes={num_classes} is too small for {split}: {where} has class id '
-    f'{largest}; ids run 0..num_classes-1 with 0 for background, so set '
+  raise input_errors.ConfigDataMismatchError(
+    f'task.model.num_classes={num_classes} is too small for {split}: largest class id '
+    f'{largest} in {where}; ids run 0..num_classes-1 with 0 for background, so set '
     f'task.model.num_classes={largest + 1} (or more)'
   )
 

@@ -7,6 +7,7 @@ import tensorflow as tf
 from official.core import exp_factory, task_factory
 
 from projects import registry_imports  # noqa: F401
+from projects.common import input_errors
 from projects.spinenet.configs import detection as detection_configs
 from projects.spinenet.tasks import detection
 
@@ -45,7 +46,16 @@ class LargestClassIdTest(tf.test.TestCase):
     _write_records(path, [[1, 4], [2], [9]])
     largest, where = detection.largest_class_id(_data(path))
     self.assertEqual(largest, 4)
-    self.assertIn('first 2 examples', where)
+    self.assertEqual(where, f'{path} (read from the first 2 examples of the input)')
+
+  def test_first_batch_spans_files_and_names_the_file_of_the_largest_id(self):
+    folder = self.get_temp_dir()
+    first, second = (os.path.join(folder, f'shard-{i}.tfrecord') for i in (0, 1))
+    _write_records(first, [[2]])
+    _write_records(second, [[7], [30]])
+    largest, where = detection.largest_class_id(_data(os.path.join(folder, 'shard-*')))
+    self.assertEqual(largest, 7)
+    self.assertTrue(where.startswith(f'{second} '), where)
 
   def test_unknown_without_files_or_labels(self):
     self.assertIsNone(detection.largest_class_id(_data('')))
@@ -60,9 +70,9 @@ class CheckNumClassesTest(tf.test.TestCase):
     path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
     _write_records(path, [[3], [10]])
     with self.assertRaisesRegex(
-      ValueError,
-      r'task.model.num_classes=10 is too small for task.validation_data: .* has class id 10; .*'
-      r'num_classes=11',
+      input_errors.ConfigDataMismatchError,
+      r'task.model.num_classes=10 is too small for task.validation_data: largest class id 10 '
+      rf'in {path} .*num_classes=11',
     ):
       detection.check_num_classes(10, _data(path, is_training=False))
     detection.check_num_classes(11, _data(path))
@@ -77,7 +87,7 @@ class CheckNumClassesTest(tf.test.TestCase):
     config.train_data.input_path = path
     task = task_factory.get_task(config)
     self.assertIsInstance(task, detection.RetinaNetTask)
-    with self.assertRaisesRegex(ValueError, r'num_classes=4 .* class id 5'):
+    with self.assertRaisesRegex(input_errors.ConfigDataMismatchError, r'num_classes=4 .* id 5'):
       task.build_inputs(config.train_data)
 
 
