@@ -10,3 +10,5 @@ from projects.spinenet.configs import spinenet
 from projects.spinenet.tasks import detection as spinenet_detection_task
 from projects.video_classification.configs import video_classification
 from projects.video_classification.tasks import video_classification as video_classification_task
+from projects.vild.configs import vild
+from projects.vild.tasks import vild as vild_task
