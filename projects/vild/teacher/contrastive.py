@@ -11,7 +11,6 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from PIL import Image
 
 from projects.vild.teacher import image_encoder
 
@@ -39,8 +38,9 @@ def load_coco_crop_set(annotation_file: str, image_dir: str) -> CropSet:
   }
   row_of_image, images = {}, []
   for image in coco['images']:
-    with Image.open(os.path.join(image_dir, image['file_name'])) as file:
-      pixels = np.asarray(file.convert('RGB'))
+    # Decoded as the precompute decodes the TFRecords' copy of the file (JPEG decoders differ).
+    encoded = tf.io.read_file(os.path.join(image_dir, image['file_name']))
+    pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False).numpy()
     if images and pixels.shape != images[0].shape:
       raise ValueError(
         f'{annotation_file}: image {image["file_name"]} is {pixels.shape}, the first image is '
