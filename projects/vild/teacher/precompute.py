@@ -112,8 +112,15 @@ def read_record(path: str, offset: int, length: int) -> bytes:
     return f.read(length)
 
 
+def _values(example: tf.train.Example, key: str, kind: str) -> list:
+  """The `kind` ('bytes_list', 'float_list') values of a feature; looked up without indexing the
+  map, which would add the key to the record."""
+  features = example.features.feature
+  return list(getattr(features[key], kind).value) if key in features else []
+
+
 def _source_id(example: tf.train.Example) -> str:
-  values = example.features.feature['image/source_id'].bytes_list.value
+  values = _values(example, 'image/source_id', 'bytes_list')
   return values[0].decode('utf-8', 'replace') if values else ''
 
 
@@ -160,12 +167,9 @@ def cached_encoder(path: str, crop_size: int | None) -> image_encoder.ImageEncod
   key = (path, crop_size)
   if key not in _ENCODERS:
     _ENCODERS[key] = image_encoder.load_image_encoder(path, crop_size)
+    # Records name the crop size the encoder resolved: loaded without one, it is found by both.
     _ENCODERS[(path, _ENCODERS[key].crop_size)] = _ENCODERS[key]
   return _ENCODERS[key]
-
-
-def _float_list(example: tf.train.Example, key: str) -> np.ndarray:
-  return np.asarray(example.features.feature[key].float_list.value, np.float32)
 
 
 def jittered_groundtruth_proposals(
@@ -178,7 +182,10 @@ def jittered_groundtruth_proposals(
   objects of every class (an RPN generalises to novel objects, ViLD Sec. 4.2) and background.
   """
   boxes = np.stack(
-    [_float_list(example, f'image/object/bbox/{c}') for c in ('ymin', 'xmin', 'ymax', 'xmax')],
+    [
+      np.asarray(_values(example, f'image/object/bbox/{c}', 'float_list'), np.float32)
+      for c in ('ymin', 'xmin', 'ymax', 'xmax')
+    ],
     axis=-1,
   )[:num_proposals]
   sizes = boxes[:, 2:] - boxes[:, :2]
@@ -230,7 +237,7 @@ def convert_record(task: RecordTask) -> sharded_conversion.ItemResult:
       f'{UNDECODABLE_RECORD}: not a tf.train.Example ({e})'
     ) from None
   source_id = _source_id(example)
-  encoded = example.features.feature['image/encoded'].bytes_list.value
+  encoded = _values(example, 'image/encoded', 'bytes_list')
   try:
     image = tf.io.decode_image(encoded[0], channels=3, expand_animations=False)
   except (IndexError, tf.errors.OpError) as e:
