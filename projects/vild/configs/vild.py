@@ -41,6 +41,69 @@ LVIS_TRAIN_STEPS = 180000
 RESTRICTIONS = ['task.train_data.is_training != None', 'task.validation_data.is_training != None']
 
 
+@dataclasses.dataclass(frozen=True)
+class PaperRow:
+  """One row of ViLD's LVIS results: its YAML and figures (LVIS v1 val AP_r, AP_c, AP_f, AP in
+  percent; None where not taken from a checked source). Figures are those of the release's CLIP
+  ViT-B/32 teacher (512-d embeddings); a run with another teacher is not the same experiment."""
+
+  row: str
+  config_file: str
+  source: str
+  ap_r: float | None = None
+  ap_c: float | None = None
+  ap_f: float | None = None
+  ap: float | None = None
+
+
+RELEASE_TABLE = (
+  'tensorflow/tpu models/official/detection/projects/vild/README.md, trained checkpoints'
+)
+PAPER_ROWS = {
+  'vild_text_r50_lvis': PaperRow(
+    'ViLD-text, ResNet-50',
+    'lvis_vild_text_r50_1024_180k.yaml',
+    "the paper's LVIS table, row ViLD-text (no released checkpoint; figures not copied here)",
+  ),
+  'vild_r50_lvis': PaperRow(
+    'ViLD, ResNet-50, weight 0.5',
+    'lvis_vild_r50_1024_180k.yaml',
+    RELEASE_TABLE,
+    16.6,
+    19.8,
+    28.2,
+    22.5,
+  ),
+  'vild_ensemble_r50_lvis': PaperRow(
+    'ViLD-ensemble, ResNet-50, weight 0.5',
+    'lvis_vild_ensemble_r50_1024_180k.yaml',
+    RELEASE_TABLE,
+    18.0,
+    24.7,
+    30.6,
+    25.9,
+  ),
+  'vild_r152_lvis': PaperRow(
+    'ViLD, ResNet-152, weight 1.0',
+    'lvis_vild_r152_1024_180k.yaml',
+    RELEASE_TABLE,
+    19.6,
+    21.6,
+    28.5,
+    24.0,
+  ),
+  'vild_ensemble_r152_lvis': PaperRow(
+    'ViLD-ensemble, ResNet-152, weight 2.0',
+    'lvis_vild_ensemble_r152_1024_180k.yaml',
+    RELEASE_TABLE,
+    19.2,
+    24.8,
+    30.8,
+    26.2,
+  ),
+}
+
+
 @dataclasses.dataclass
 class ViLD(hyperparams.Config):
   """The open-vocabulary classifier.
