@@ -21,6 +21,11 @@ record is written unchanged plus `image/roi/bbox/{ymin,xmin,ymax,xmax}` (normali
                         random boxes up to M.
   a .json file          proposals of your RPN: {"<image/source_id>": [[ymin, xmin, ymax, xmax],
                         ...]} normalised, best first; the first M usable boxes are kept.
+Or, with `--rpn_checkpoint`, the class-agnostic proposals of a trained Mask R-CNN's RPN (ViLD's:
+trained on base categories): `--rpn_experiment` (with `--rpn_config_file` /
+`--rpn_params_override`, read as train.py reads them) names the model, `--rpn_checkpoint` a
+train.py model_dir or checkpoint prefix. Its best M proposals per image are written to
+`<output_dir>/rpn_proposals.json` first (one pass, redone on every run), then used as above.
 
 `--image_encoder`: the teacher, a .keras / .h5 file or a SavedModel folder whose serving_default
 signature maps float32 crops [N, S, S, 3] (pixel values 0..255) to [N, D] embeddings; S is read
@@ -48,6 +53,8 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from projects.common import sharded_conversion
 from projects.vild.teacher import precompute
 
+RPN_PROPOSALS_FILE = 'rpn_proposals.json'
+
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(
@@ -64,6 +71,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     help=f'{precompute.JITTERED_GROUNDTRUTH} or a proposals .json (see above)',
   )
   parser.add_argument('--num_proposals', type=int, default=20, help='M rows per image')
+  parser.add_argument('--rpn_checkpoint', help='train.py model_dir or prefix of a Mask R-CNN')
+  parser.add_argument('--rpn_experiment', help='registered experiment of --rpn_checkpoint')
+  parser.add_argument(
+    '--rpn_config_file', action='append', default=[], help='YAML over --rpn_experiment'
+  )
+  parser.add_argument('--rpn_params_override', help='a.b=1,c=2 over --rpn_experiment')
   parser.add_argument('--crop_size', type=int, help='only for encoders taking any crop size')
   parser.add_argument('--seed', type=int, default=0, help='of the jittered groundtruth proposals')
   parser.add_argument('--num_shards', type=int, help='default: the number of input files')
@@ -83,7 +96,36 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
       parser.error(f'--{name} must be at least 1, got {value}')
   if args.num_workers < 0:
     parser.error(f'--num_workers must be 0 or more, got {args.num_workers}')
+  if bool(args.rpn_checkpoint) != bool(args.rpn_experiment):
+    parser.error('--rpn_checkpoint and --rpn_experiment go together')
+  if args.rpn_checkpoint and args.proposals != precompute.JITTERED_GROUNDTRUTH:
+    parser.error('give either --proposals or --rpn_checkpoint')
   return args
+
+
+def _write_rpn_proposals(args: argparse.Namespace) -> str:
+  """Runs the RPN over the inputs into `<output_dir>/rpn_proposals.json`; returns its path."""
+  # Imported here: registering every experiment takes seconds that other runs need not wait.
+  from projects import registry_imports  # noqa: F401
+  from projects.common import experiment_config, video_features
+  from projects.vild.teacher import rpn_proposals
+
+  try:
+    params = experiment_config.build_experiment_config(
+      args.rpn_experiment, args.rpn_config_file, args.rpn_params_override
+    )
+    propose, source = rpn_proposals.rpn_proposer(params, args.rpn_checkpoint)
+  except (experiment_config.ExperimentConfigError, video_features.CheckpointError, ValueError) as e:
+    raise precompute.InputError(f'RPN of --rpn_experiment={args.rpn_experiment}: {e}') from None
+  output_file = os.path.join(args.output_dir, RPN_PROPOSALS_FILE)
+  written, skipped = rpn_proposals.write_proposals(
+    precompute.input_files(args.input_pattern), propose, output_file, args.num_proposals
+  )
+  print(
+    f'RPN of {source}: proposals for {written} images in {output_file} ({skipped} records '
+    'unreadable, listed by the precompute)'
+  )
+  return output_file
 
 
 def _print_summary(summary: sharded_conversion.ConversionSummary, output_dir: str) -> None:
@@ -104,12 +146,13 @@ def _print_summary(summary: sharded_conversion.ConversionSummary, output_dir: st
 def main(argv: Sequence[str] | None = None) -> int:
   args = _parse_args(argv)
   try:
+    proposals = _write_rpn_proposals(args) if args.rpn_checkpoint else args.proposals
     summary = precompute.precompute_rois(
       args.input_pattern,
       args.output_dir,
       args.image_encoder,
       num_proposals=args.num_proposals,
-      proposals=args.proposals,
+      proposals=proposals,
       crop_size=args.crop_size,
       seed=args.seed,
       num_shards=args.num_shards,

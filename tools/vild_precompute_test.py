@@ -249,3 +249,18 @@ def test_unusable_inputs_exit_2(dataset, tmp_path, capsys, flags, message):
   argv = [f'--{k}={v}' for k, v in defaults.items() if k not in given] + flags
   assert vild_precompute.main(argv) == 2
   assert message in capsys.readouterr().err
+
+
+def test_rpn_flags(dataset, tmp_path, capsys):
+  common = [
+    f'--input_pattern={dataset["pattern"]}',
+    f'--output_dir={tmp_path}',
+    f'--image_encoder={dataset["encoder"]}',
+  ]
+  with pytest.raises(SystemExit) as exit_info:
+    vild_precompute.main([*common, '--rpn_checkpoint=/x'])
+  assert exit_info.value.code == 2
+  assert '--rpn_checkpoint and --rpn_experiment go together' in capsys.readouterr().err
+  rpn = ['--rpn_checkpoint=/x', '--rpn_experiment=retinanet_resnetfpn_coco']
+  assert vild_precompute.main([*common, *rpn]) == 2
+  assert 'need a Mask R-CNN experiment' in capsys.readouterr().err

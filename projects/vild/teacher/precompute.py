@@ -86,7 +86,7 @@ class RecordTask:
   proposals: list | None
 
 
-def _list_records(path: str) -> list[tuple[int, int]]:
+def list_records(path: str) -> list[tuple[int, int]]:
   """(offset, data length) of each record of a TFRecord file, reading only the headers; a final
   incomplete record is (offset, -1)."""
   size = os.path.getsize(path)
@@ -112,15 +112,15 @@ def read_record(path: str, offset: int, length: int) -> bytes:
     return f.read(length)
 
 
-def _values(example: tf.train.Example, key: str, kind: str) -> list:
+def feature_values(example: tf.train.Example, key: str, kind: str) -> list:
   """The `kind` ('bytes_list', 'float_list') values of a feature; looked up without indexing the
   map, which would add the key to the record."""
   features = example.features.feature
   return list(getattr(features[key], kind).value) if key in features else []
 
 
-def _source_id(example: tf.train.Example) -> str:
-  values = _values(example, 'image/source_id', 'bytes_list')
+def image_source_id(example: tf.train.Example) -> str:
+  values = feature_values(example, 'image/source_id', 'bytes_list')
   return values[0].decode('utf-8', 'replace') if values else ''
 
 
@@ -147,12 +147,12 @@ def record_tasks(
   tasks = []
   for path in input_paths:
     relative = os.path.relpath(os.path.abspath(path), root)
-    for index, (offset, length) in enumerate(_list_records(path)):
+    for index, (offset, length) in enumerate(list_records(path)):
       boxes = None
       if proposals is not None and length >= 0:
         try:
           example = tf.train.Example.FromString(read_record(path, offset, length))
-          boxes = proposals.get(_source_id(example))
+          boxes = proposals.get(image_source_id(example))
         except message.DecodeError:  # The worker names what is wrong with the record.
           pass
       tasks.append(RecordTask(path, offset, length, f'{relative}:{index}', settings, boxes))
@@ -183,7 +183,7 @@ def jittered_groundtruth_proposals(
   """
   boxes = np.stack(
     [
-      np.asarray(_values(example, f'image/object/bbox/{c}', 'float_list'), np.float32)
+      np.asarray(feature_values(example, f'image/object/bbox/{c}', 'float_list'), np.float32)
       for c in ('ymin', 'xmin', 'ymax', 'xmax')
     ],
     axis=-1,
@@ -236,8 +236,8 @@ def convert_record(task: RecordTask) -> sharded_conversion.ItemResult:
     raise sharded_conversion.ItemFailed(
       f'{UNDECODABLE_RECORD}: not a tf.train.Example ({e})'
     ) from None
-  source_id = _source_id(example)
-  encoded = _values(example, 'image/encoded', 'bytes_list')
+  source_id = image_source_id(example)
+  encoded = feature_values(example, 'image/encoded', 'bytes_list')
   try:
     image = tf.io.decode_image(encoded[0], channels=3, expand_animations=False)
   except (IndexError, tf.errors.OpError) as e:
@@ -287,6 +287,14 @@ def output_file_prefix(input_paths: list[str]) -> str:
   return _SHARD_SUFFIX.sub('', os.path.basename(input_paths[0])).removesuffix('.tfrecord') + '_rois'
 
 
+def input_files(input_pattern: str) -> list[str]:
+  """The files of comma-separated globs, sorted; InputError when there are none."""
+  paths = sorted({p for part in input_pattern.split(',') for p in glob.glob(part.strip())})
+  if not paths:
+    raise InputError(f'no files match the input pattern {input_pattern!r}')
+  return paths
+
+
 def precompute_rois(
   input_pattern: str,
   output_dir: str,
@@ -309,9 +317,7 @@ def precompute_rois(
   nothing can be done, PrecomputeFailed after the run if a record was not written (unless
   `allow_failures`).
   """
-  input_paths = sorted({p for part in input_pattern.split(',') for p in glob.glob(part.strip())})
-  if not input_paths:
-    raise InputError(f'no files match the input pattern {input_pattern!r}')
+  input_paths = input_files(input_pattern)
   if num_proposals < 1:
     raise InputError(f'num_proposals must be at least 1, got {num_proposals}')
   image_encoder_path = os.path.abspath(image_encoder_path)
