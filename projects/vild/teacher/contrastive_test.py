@@ -63,7 +63,13 @@ class ContrastiveTest(tf.test.TestCase):
     crop_set = _crop_set()
     text_embeddings = _normalised(np.random.default_rng(2), [3, 8])
     result = contrastive.train_image_teacher(
-      crop_set, text_embeddings, crop_size=8, widths=(8,), steps=60, batch_size=12, learning_rate=1e-2
+      crop_set,
+      text_embeddings,
+      crop_size=8,
+      widths=(8,),
+      steps=60,
+      batch_size=12,
+      learning_rate=1e-2,
     )
     self.assertEqual(result.model.output_shape, (None, 8))
     self.assertLess(result.losses[-1], result.losses[0])
