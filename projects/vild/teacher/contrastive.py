@@ -117,7 +117,9 @@ def train_image_teacher(
 ) -> TrainingResult:
   """Trains a `build_image_encoder` CNN so each object crop embeds near its category's (frozen)
   text embedding. Each step draws `batch_size` boxes, jitters them like proposals and crops each at
-  1x or 1.5x (the crops ViLD's precompute takes); Adam with a cosine-decayed learning rate."""
+  1x or 1.5x (the crops ViLD's precompute takes); Adam with a cosine-decayed learning rate.
+  `seed` makes the run repeatable; it seeds Python, NumPy and TensorFlow globally (the model's
+  initialisers draw from them)."""
   class_text_embeddings = tf.constant(class_text_embeddings, tf.float32)
   tf_keras.utils.set_random_seed(seed)
   model = image_encoder.build_image_encoder(crop_size, class_text_embeddings.shape[1], widths)
