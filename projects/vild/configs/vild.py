@@ -26,6 +26,7 @@ from official.vision.configs import common, decoders
 from official.vision.configs import maskrcnn as mg_maskrcnn
 
 from projects.spinenet.configs import detection, spinenet
+from projects.vild.data import demo_data
 from projects.vild.losses import vild_losses
 from projects.vild.modeling import vild_head
 from projects.vild.ops import score_ensemble
@@ -346,11 +347,11 @@ def vild_ensemble_r152_lvis() -> cfg.ExperimentConfig:
   return vild_lvis_experiment(152, image_distillation_weight=2.0, ensemble=True)
 
 
-# The built-in digit scenes with proposals and teacher embeddings (projects/vild/data): ids 1..10
-# are 'zero'..'nine'; these three are never training targets.
-DEMO_DATASET = 'vild_digit_scenes'
+# The built-in digit scenes with proposals and teacher embeddings (projects/vild/data/demo_data.py):
+# ids 1..10 are 'zero'..'nine'; these three are never training targets.
 DEMO_NOVEL_CATEGORIES = ['two', 'five', 'eight']
-DEMO_MAX_NUM_ROIS = 32
+# Proposals per training image that the demo data holds (`build_vild_digit_scenes` default).
+DEMO_MAX_NUM_ROIS = 20
 
 
 @exp_factory.register_config_factory('vild_demo')
@@ -359,7 +360,7 @@ def vild_demo() -> cfg.ExperimentConfig:
 
   The `maskrcnn_spinenet_demo` detector (mobile SpineNet-49XS at 128^2, its heads, schedule and
   runtime) with class-agnostic boxes and masks, the text classifier of the dataset's own
-  embeddings file and ViLD-image at weight 0.5 on up to 32 proposals per image. ViLD-text:
+  embeddings file (MiniLM) and ViLD-image at weight 0.5 on its 20 proposals per image. ViLD-text:
   `--params_override=task.losses.image_distillation_weight=0`; ViLD-ensemble:
   `task.model.vild.ensemble=true`.
 
@@ -372,7 +373,7 @@ def vild_demo() -> cfg.ExperimentConfig:
   task.model.mask_head.class_agnostic = True
   task.model.vild = ViLD(novel_category_names=list(DEMO_NOVEL_CATEGORIES))
   for data in (task.train_data, task.validation_data):
-    data.builtin_dataset = DEMO_DATASET
+    data.builtin_dataset = demo_data.DATASET_NAME
     data.parser.max_num_rois = DEMO_MAX_NUM_ROIS
   return cfg.ExperimentConfig(
     runtime=base.runtime, task=task, trainer=base.trainer, restrictions=RESTRICTIONS

@@ -15,6 +15,19 @@ from projects.vild.dataloaders import roi_features
 EMBEDDING_DIM = 8
 # Per training image: its groundtruth boxes, then this whole-image proposal.
 WHOLE_IMAGE_BOX = (0.0, 0.0, 1.0, 1.0)
+# `task.model` overrides of `vild_demo` for tests: 64^2 input, a quarter-width ResNet-10 with a
+# 16-wide FPN and narrow heads (the demo's SpineNet takes minutes to build and trace on 2 cores).
+TINY_MODEL = {
+  'input_size': [64, 64, 3],
+  'max_level': 5,
+  'backbone': {'type': 'resnet', 'resnet': {'model_id': 10, 'depth_multiplier': 0.25}},
+  'decoder': {'type': 'fpn', 'fpn': {'num_filters': 16}},
+  'rpn_head': {'num_filters': 16},
+  'detection_head': {'fc_dims': 32},
+  'mask_head': {'num_filters': 8},
+  'mask_sampler': {'num_sampled_masks': 4},
+  'roi_sampler': {'num_sampled_rois': 16},
+}
 
 
 @dataclasses.dataclass(frozen=True)

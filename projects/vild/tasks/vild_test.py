@@ -22,18 +22,10 @@ NOVEL_IDS = {3, 6, 9}
 
 
 def _tiny_task_config(data, **model_overrides) -> vild_configs.ViLDTask:
-  """`vild_demo` at 64^2 with a tiny ResNet-FPN, batches of 2, on `data`."""
+  """`vild_demo` with the tiny model, batches of 2, on `data`."""
   config = vild_configs.vild_demo().task
   model = {
-    'input_size': [64, 64, 3],
-    'max_level': 5,
-    'backbone': {'type': 'resnet', 'resnet': {'model_id': 10, 'depth_multiplier': 0.25}},
-    'decoder': {'type': 'fpn', 'fpn': {'num_filters': 16}},
-    'rpn_head': {'num_filters': 16},
-    'detection_head': {'fc_dims': 32},
-    'mask_head': {'num_filters': 8},
-    'mask_sampler': {'num_sampled_masks': 4},
-    'roi_sampler': {'num_sampled_rois': 16},
+    **tiny_vild_data.TINY_MODEL,
     'vild': {'text_embeddings_file': data.text_embeddings_file},
   }
   model.update(model_overrides)
