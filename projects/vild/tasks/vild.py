@@ -110,6 +110,14 @@ class OpenVocabularyCOCOEvaluator(evaluation_report.PerCategoryCOCOEvaluator):
 
   last_coco_evals: dict = {}
 
+  def accept_lvis_ground_truth(self) -> None:
+    """Lets pycocotools read LVIS ground truth, whose annotations have no `iscrowd` (LVIS marks
+    no crowd regions): Model Garden's COCO AP then runs on it, unfederated."""
+    ground_truth = getattr(self, '_coco_gt', None)
+    if ground_truth is not None:
+      for annotation in ground_truth.dataset.get('annotations', []):
+        annotation.setdefault('iscrowd', 0)
+
   def evaluate(self):
     metrics = super().evaluate()
     self.last_coco_evals = dict(self.coco_evals)
@@ -313,6 +321,7 @@ class ViLDTask(detection.MaskRCNNTask):
   def _build_coco_metrics(self):
     super()._build_coco_metrics()
     self.coco_metric = OpenVocabularyCOCOEvaluator.from_evaluator(self.coco_metric)
+    self.coco_metric.accept_lvis_ground_truth()
 
   def open_vocabulary_metrics(self, box_eval) -> dict:
     """Base / novel AP (and LVIS AP_r, AP_c, AP_f on LVIS ground truth) of an evaluation.

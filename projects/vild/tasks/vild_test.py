@@ -188,6 +188,33 @@ class ViLDTaskTest(tf.test.TestCase):
     self.assertEqual(groups['base']['num_categories'], 7)
     self.assertEqual(groups['novel']['num_categories'], 3)
 
+  def test_evaluation_on_lvis_ground_truth_reports_ap_by_frequency(self):
+    with open(self.data.validation_annotation_file) as f:
+      ground_truth = json.load(f)
+    # The digit scenes as LVIS would have them: frequencies, federated image lists, no iscrowd.
+    for category in ground_truth['categories']:
+      category['frequency'] = 'r' if category['id'] in NOVEL_IDS else 'f'
+    for image in ground_truth['images']:
+      image.update(neg_category_ids=[], not_exhaustive_category_ids=[])
+    for annotation in ground_truth['annotations']:
+      annotation.pop('iscrowd', None)
+    lvis_file = os.path.join(self.get_temp_dir(), 'lvis_val.json')
+    with open(lvis_file, 'w') as f:
+      json.dump(ground_truth, f)
+    config = _tiny_task_config(self.data)
+    config.annotation_file = lvis_file
+    task = task_factory.get_task(config, logging_dir=os.path.join(self.get_temp_dir(), 'run'))
+    metrics = task.build_metrics(training=False)
+    state = None
+    for batch in task.build_inputs(config.validation_data):
+      state = task.aggregate_logs(state, task.validation_step(batch, self.model, metrics))
+    logs = task.reduce_aggregated_logs(state, global_step=1)
+    self.assertIn('AP', logs)
+    with open(evaluation_report.report_path(task.logging_dir)) as f:
+      lvis = json.load(f)['open_vocabulary']['lvis']
+    self.assertContainsSubset(['APr', 'APc', 'APf'], lvis['mask'])
+    self.assertIsNone(lvis['box']['APc'])  # No category of the scenes is 'common'.
+
 
 class ViLDEnsembleTaskTest(tf.test.TestCase):
   def test_ensemble_trains_and_detects(self):
