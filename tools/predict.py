@@ -6,6 +6,8 @@ Usage (from the repo root; `python -m tools.predict` works the same):
     [--score_threshold=0.05] [--draw_score_threshold=0.3] [--max_images=20]
   python tools/predict.py --experiment=maskrcnn_spinenet_demo --saved_model=/tmp/export \
     --input=photos/ --output_dir=/tmp/predictions
+  python tools/predict.py --experiment=vild_demo --checkpoint=/tmp/vild_demo \
+    --categories='seven,nine,two' --input=photos/ --output_dir=/tmp/predictions
 
 The model is the experiment's RetinaNet or Mask R-CNN (`--config_file` / `--params_override` as
 in train.py) restored from `--checkpoint` (a train.py model_dir, whose newest checkpoint is
@@ -17,6 +19,13 @@ resized keeping the aspect ratio to fit `task.model.input_size`, padded; boxes a
 mapped back to the original pixels with `image_info`. Detections are those the model's
 `detection_generator` keeps (it drops scores below its `pre_nms_score_threshold`, 0.05 by
 default: lower it with --params_override to see weaker ones).
+
+A ViLD experiment's checkpoint detects whatever `--categories` names (comma-separated, or a .txt
+/ .json file as tools/text_embeddings.py reads them; class ids 1, 2, ... in that order): the
+names are embedded with `--text_encoder` (default: the MiniLM text teacher) and `--templates`
+(default: ViLD's prompt ensemble), as tools/text_embeddings.py does, and replace the training
+category list. Use the text encoder the model was trained with (same embedding size). Without
+`--categories` it detects its training categories.
 
 `--input` is a TFRecord file pattern (comma-separated patterns allowed) of Model Garden's
 detection tf.Examples (`image/encoded`, `image/source_id`, optional `image/filename`), or a folder
@@ -65,7 +74,9 @@ from official.vision.serving import detection
 from projects import registry_imports  # noqa: F401  (registers every experiment)
 from projects.common import experiment_config, video_features
 from projects.common.detection import drawing, evaluation_report
-from tools import export_saved_model
+from projects.vild.configs import vild as vild_configs
+from projects.vild.modeling import text_encoder
+from tools import export_saved_model, text_embeddings
 from tools.export_saved_model import add_experiment_arguments
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
@@ -176,15 +187,49 @@ def _numpy(outputs: dict[str, tf.Tensor]) -> Outputs:
   return {key: value.numpy() for key, value in outputs.items()}
 
 
-def checkpoint_detector(params: cfg.ExperimentConfig, checkpoint: str) -> tuple[Detector, str]:
+@dataclasses.dataclass(frozen=True)
+class NamedCategories:
+  """Categories named at inference time for a ViLD model: row i is class id i + 1."""
+
+  names: list[str]
+  embeddings: np.ndarray  # [len(names), D] text embeddings
+
+
+def named_categories(
+  params: cfg.ExperimentConfig, categories: str, templates: str, encoder_spec: str
+) -> NamedCategories:
+  """Embeds `--categories` with the text encoder and templates, as tools/text_embeddings.py does."""
+  if not isinstance(params.task.model, vild_configs.ViLDModel):
+    raise InputError(
+      f'--categories needs a ViLD experiment (a text-embedding classifier); this one has a '
+      f'{type(params.task.model).__name__} model with fixed classes'
+    )
+  names = text_embeddings.read_category_names(categories)
+  template_list = text_embeddings.read_templates(templates)
+  text_encoder.fill_templates(names[0], template_list)  # fails early on a malformed template
+  encoder = text_encoder.load_text_encoder(encoder_spec)
+  return NamedCategories(names, text_encoder.embed_categories(encoder, names, template_list))
+
+
+def checkpoint_detector(
+  params: cfg.ExperimentConfig, checkpoint: str, categories: NamedCategories | None = None
+) -> tuple[Detector, str]:
   """The experiment's model restored from `checkpoint` behind Model Garden's detection serving.
 
   DetectionModule prepares images as the detection parser prepares evaluation images, so a
-  checkpoint here and a SavedModel exported from it give the same detections. Returns the
-  detector and which checkpoint (and weights) it read.
+  checkpoint here and a SavedModel exported from it give the same detections. A ViLD model
+  detects `categories` (a name it was trained on stays a base category for ViLD-ensemble).
+  Returns the detector and which checkpoint (and weights) it read.
   """
   task = task_factory.get_task(params.task)
   model = task.build_model()
+  if categories is not None:
+    trained = task.categories
+    trained_base = {
+      n for n, base in zip(trained.names, trained.base_class_mask, strict=True) if base
+    }
+    # Before tracing: the traced function holds the category embeddings as constants.
+    model.set_categories(categories.embeddings, [name in trained_base for name in categories.names])
   module = detection.DetectionModule(
     params, model=model, batch_size=1, input_image_size=list(params.task.model.input_size[:2])
   )
@@ -304,7 +349,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   )
   parser.add_argument('--max_images', type=int, help='stop after this many images')
   parser.add_argument('--label_map', help='categories.json or label_map.json naming the classes')
+  parser.add_argument(
+    '--categories', help='ViLD: names to detect, comma-separated or a .txt / .json file'
+  )
+  parser.add_argument(
+    '--templates',
+    default='vild',
+    help='ViLD: prompt templates for --categories (vild, simple, .txt)',
+  )
+  parser.add_argument(
+    '--text_encoder',
+    default=text_encoder.MINILM,
+    help='ViLD: text encoder for --categories (minilm, a SavedModel folder or .keras)',
+  )
   args = parser.parse_args(argv)
+  if args.categories and args.saved_model:
+    parser.error('--categories needs --checkpoint: a SavedModel has its categories built in')
   if args.max_images is not None and args.max_images < 1:
     parser.error(f'--max_images must be at least 1, got {args.max_images}')
   for name in ('score_threshold', 'draw_score_threshold'):
@@ -327,8 +387,13 @@ def main(argv: Sequence[str] | None = None) -> int:
       else tfrecord_images(tfrecord_files(args.input))
     )
     names, names_source = category_names(args.label_map, args.input, params)
+    categories = None
+    if args.categories:
+      categories = named_categories(params, args.categories, args.templates, args.text_encoder)
+      names = dict(enumerate(categories.names, start=1))
+      names_source = f'--categories ({len(names)} named)'
     if args.checkpoint:
-      detect, source = checkpoint_detector(params, args.checkpoint)
+      detect, source = checkpoint_detector(params, args.checkpoint, categories)
       print(f'checkpoint: {source}')
     else:
       detect, source = saved_model_detector(args.saved_model), args.saved_model
@@ -338,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     InputError,
     ValueError,
     OSError,
+    ImportError,
   ) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

@@ -18,6 +18,8 @@ from pycocotools import mask as mask_api
 
 from projects.common import experiment_config
 from projects.common.detection import drawing, evaluation_report
+from projects.vild.modeling import text_encoder
+from projects.vild.tasks import tiny_vild_data
 from tools import predict
 from tools.extract_features_test import assert_user_error, run_cli
 
@@ -331,6 +333,96 @@ class InputsTest(tf.test.TestCase):
         *common,
       ),
       "--input '/nowhere/*.tfrecord' is not a folder",
+    )
+
+
+class PredictViLDTest(tf.test.TestCase):
+  """A tiny ViLD model of random weights whose training categories are the ten digit names
+  (MiniLM embeddings), asked for categories named at inference time."""
+
+  @classmethod
+  def setUpClass(cls):
+    super().setUpClass()
+    cls.root = tempfile.mkdtemp()
+    record_pattern, cls.folder, _ = write_inputs(cls.root)
+    digits = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine']
+    embeddings_file = os.path.join(cls.root, 'digits.npy')
+    encoder = text_encoder.load_text_encoder(text_encoder.MINILM)
+    np.save(
+      embeddings_file,
+      text_encoder.embed_categories(encoder, digits, text_encoder.SIMPLE_TEMPLATES),
+    )
+    with open(os.path.join(cls.root, 'digits.names.json'), 'w') as f:
+      json.dump(digits, f)
+    model = {
+      **tiny_vild_data.TINY_MODEL,
+      # Temperature 1: random weights then score below 1, so two name orders compare without ties.
+      'vild': {'text_embeddings_file': embeddings_file, 'temperature': 1.0},
+      'detection_generator': {'pre_nms_score_threshold': 0.0},
+    }
+    data = {'input_path': record_pattern}
+    cls.override = json.dumps(
+      {'task': {'model': model, 'train_data': data, 'validation_data': data}}
+    )
+    params = experiment_config.build_experiment_config('vild_demo', (), cls.override)
+    vild_model = task_factory.get_task(params.task).build_model()
+    cls.run_dir = os.path.join(cls.root, 'run')
+    tf.train.CheckpointManager(tf.train.Checkpoint(model=vild_model), cls.run_dir, 1).save()
+
+  @classmethod
+  def tearDownClass(cls):
+    shutil.rmtree(cls.root)
+    super().tearDownClass()
+
+  def predict(self, categories: str) -> tuple[str, list[dict]]:
+    output_dir = tempfile.mkdtemp(dir=self.root)
+    code, stdout, stderr = run_cli(
+      predict.main,
+      '--experiment=vild_demo',
+      f'--params_override={self.override}',
+      f'--checkpoint={self.run_dir}',
+      f'--input={self.folder}',
+      f'--output_dir={output_dir}',
+      f'--categories={categories}',
+      '--templates=simple',
+    )
+    self.assertEqual(code, 0, stderr)
+    return stdout, read_json(os.path.join(output_dir, 'predictions.json'))
+
+  def test_detections_follow_the_named_categories(self):
+    stdout, seven_nine = self.predict('seven,nine')
+    self.assertIn('class names: --categories (2 named)', stdout)
+    self.assertNotEmpty(seven_nine)
+    self.assertEqual({r['category_id'] for r in seven_nine}, {1, 2})
+    _, nine_seven = self.predict('nine,seven')
+
+    def detections(results, swap):
+      return sorted(
+        (r['image_id'], round(r['score'], 4), 3 - r['category_id'] if swap else r['category_id'])
+        for r in results
+      )
+
+    self.assertEqual(detections(nine_seven, swap=True), detections(seven_nine, swap=False))
+    names_file = os.path.join(self.root, 'names.txt')
+    with open(names_file, 'w') as f:
+      f.write('apple\n')
+    _, apples = self.predict(names_file)
+    self.assertEqual({r['category_id'] for r in apples}, {1})
+
+  def test_categories_need_a_vild_checkpoint(self):
+    root = tempfile.mkdtemp(dir=self.get_temp_dir())
+    assert_user_error(
+      self,
+      run_cli(
+        predict.main,
+        '--experiment=retinanet_resnetfpn_coco',
+        f'--params_override={TINY_RETINANET}',
+        f'--input={self.folder}',
+        f'--output_dir={root}',
+        f'--checkpoint={root}',
+        '--categories=seven',
+      ),
+      '--categories needs a ViLD experiment',
     )
 
 
