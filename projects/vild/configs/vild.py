@@ -168,6 +168,17 @@ class ViLDLosses(mg_maskrcnn.Losses):
       raise ValueError(
         f'losses.image_distillation_weight must be >= 0, got {self.image_distillation_weight}'
       )
+    # Options of the softmax class loss that ViLD-text replaces: set, they would do nothing.
+    if (
+      self.frcnn_class_use_binary_cross_entropy
+      or self.frcnn_class_loss_top_k_percent != 1.0
+      or self.class_weights
+    ):
+      raise ValueError(
+        'ViLD-text replaces the Fast R-CNN class loss: losses.frcnn_class_use_binary_cross_entropy, '
+        'frcnn_class_loss_top_k_percent and class_weights must keep their defaults (false, 1.0, '
+        'null)'
+      )
 
 
 @dataclasses.dataclass

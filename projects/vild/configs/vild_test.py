@@ -87,6 +87,10 @@ class ViLDExperimentsTest(tf.test.TestCase):
     config.task.model.vild.ensemble_lambda = 1.5
     with self.assertRaisesRegex(ValueError, r'task\.model\.vild: .*ensemble_lambda'):
       experiment_config.validate_all(config)
+    config = exp_factory.get_exp_config('vild_demo')
+    config.task.losses.class_weights = [1.0] * 11
+    with self.assertRaisesRegex(ValueError, r'task\.losses: ViLD-text replaces'):
+      experiment_config.validate_all(config)
 
 
 if __name__ == '__main__':
