@@ -74,6 +74,23 @@ class ViLDInputTest(tf.test.TestCase):
         for box in labels['gt_boxes'].numpy()[gt_classes > 0]:
           self.assertLess(np.abs(rois[~padded] - box).max(axis=1).min(), 1e-3)
 
+  def test_the_rpn_never_sees_novel_objects(self):
+    example = tf.train.Example.FromString(self.records[0].numpy())
+    labels_field = example.features.feature['image/object/class/label'].int64_list
+    num_instances = len(labels_field.value)
+
+    def positive_anchors(class_id: int) -> int:
+      labels_field.value[:] = [class_id] * num_instances
+      _, labels = _parser().parse_fn(is_training=True)(
+        self.decoder.decode(tf.constant(example.SerializeToString()))
+      )
+      return sum(
+        int(tf.reduce_sum(tf.cast(t == 1, tf.int32))) for t in labels['rpn_score_targets'].values()
+      )
+
+    self.assertGreater(positive_anchors(1), 0)  # Every object a (base) 'zero'.
+    self.assertEqual(positive_anchors(3), 0)  # Every object a (novel) 'two'.
+
   def test_records_without_proposals_give_only_padding(self):
     example = tf.train.Example.FromString(self.records[0].numpy())
     for key in list(example.features.feature):
