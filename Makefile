@@ -32,8 +32,11 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
+# Extra `bazel test` arguments, e.g. BAZEL_TEST_ARGS=--test_tag_filters=-end_to_end (CI).
+BAZEL_TEST_ARGS ?=
+
 bazel-test: $(STAMP)
-	tools/bazel_test.sh
+	tools/bazel_test.sh $(BAZEL_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV)

@@ -58,6 +58,9 @@ def _imported_modules(path: str) -> set[str]:
   }
 
 
+END_TO_END_TAG = 'end_to_end'
+
+
 def _runs_train_py(path: str) -> bool:
   with open(path) as f:
     return "'train.py'" in f.read()
@@ -88,8 +91,12 @@ def _data_line(patterns: list[str], labels: tuple[str, ...] = ()) -> str:
 
 
 def _test_rule(filename: str, path: str, package: str, data_patterns: list[str]) -> str:
-  extra = ('//:train',) if _runs_train_py(path) else ()
+  end_to_end = _runs_train_py(path)
+  extra = ('//:train',) if end_to_end else ()
   text = f'\npy_pytest(\n    name = "{filename[:-3]}",\n    srcs = ["{filename}"],\n'
+  if end_to_end:
+    # Runs of train.py in subprocesses: minutes each; CI's Bazel pass leaves them to `make test`.
+    text += f'    size = "large",\n    tags = ["{END_TO_END_TAG}"],\n'
   yamls = ('//experiments:yaml',) if _reads_experiment_yamls(path) else ()
   text += _data_line(data_patterns, yamls)
   return text + f'    deps = {_deps(path, package, extra)},\n)\n'
