@@ -23,8 +23,9 @@ evaluated once, after training, on the whole built-in validation split (COCO box
 Budget. All runs of an experiment train the same number of steps: its registered
 `trainer.train_steps`, or `--train_steps` for every experiment (a cosine learning rate then decays
 over that many steps). At 10 % of the data the model thus sees each image ten times as often.
-`--params_override` changes every run as train.py's flag would (e.g. a smaller batch for a smoke
-run); WORK_DIR/settings.json records both, and a rerun with other values is refused.
+`--params_override`, applied last, changes every run as train.py's flag would (e.g. a smaller
+batch and fewer validation steps for a smoke run); WORK_DIR/settings.json records it and
+`--train_steps`, and a rerun with other values is refused.
 
 Seeds. Seed S is `train.py --seed=S` (weights, unseeded ops) and `task.train_data.seed=S` (shuffle
 order, Copy-Paste pairs and draws). The gain is averaged over seeds, each seed's run with
@@ -39,6 +40,7 @@ every run.
 """
 
 import argparse
+import copy
 import dataclasses
 import json
 import math
@@ -116,8 +118,6 @@ def set_budget(trainer, train_steps: int | None) -> None:
 
 def training_files(config) -> list[str]:
   """The files of `config.task.train_data` (its built-in dataset's, if it names one)."""
-  import copy
-
   import tensorflow as tf
 
   from projects.common.datasets import builtin
@@ -190,17 +190,17 @@ def run_config(
   from projects.common.datasets import builtin
 
   experiment, config = variant_config(run.experiment, run.copy_paste)
-  if params_override:
-    variant = variant_config(run.experiment, run.copy_paste)[1]
-    config.override(
-      experiment_config.load_override(params_override, '--params_override'), is_strict=True
-    )
-    # As train.py would: a learning rate left at its default follows a changed batch.
-    schedules.follow_data_changes(variant, config)
   if train_input_path:
     config.task.train_data.input_path = train_input_path
   config.task.train_data.seed = run.seed
   set_budget(config.trainer, train_steps)
+  if params_override:
+    before = copy.deepcopy(config)
+    config.override(
+      experiment_config.load_override(params_override, '--params_override'), is_strict=True
+    )
+    # As train.py would: a learning rate left at its default follows a changed batch.
+    schedules.follow_data_changes(before, config)
   # Explicit paths in the config file: the run's record says what it read.
   builtin.materialize_builtin_datasets(config.task)
   return experiment, config
