@@ -129,7 +129,7 @@ def _is_lvis(coco_gt) -> bool:
 
 
 def _scalar_logs(open_vocab_metrics: dict) -> dict[str, np.float32]:
-  """`box_AP_novel`, `mask_AP50_base`, `box_APr`, ... for the evaluation logs and summaries."""
+  """`box_AP_novel`, `mask_AP50_base`, `box_lvis_APr`, ... for the evaluation logs and summaries."""
   logs = {}
   for kind, groups in open_vocab_metrics.get('base_novel', {}).items():
     for group, figures in groups.items():
