@@ -40,9 +40,10 @@ Written to --output_dir:
                     `pycocotools.coco.COCO.loadRes` reads it.
   images.json       the images read, as COCO `images` entries: [{id, file_name, height, width}].
   drawn/<name>.png  each image with its detections >= --draw_score_threshold drawn: boxes,
-                    translucent masks, class names (from --label_map, else `categories.json`
-                    beside the input TFRecords or the experiment's validation TFRecords, else
-                    the class id) and scores.
+                    translucent masks, class names (from --label_map, else --categories or a
+                    ViLD model's category names file, else `categories.json` beside the input
+                    TFRecords or the experiment's validation TFRecords, else the class id) and
+                    scores.
 Exit code 2 for bad arguments, inputs or checkpoints; 1 when some images could not be decoded
 (the others are written).
 """
@@ -76,6 +77,7 @@ from projects.common import experiment_config, video_features
 from projects.common.detection import drawing, evaluation_report
 from projects.vild.configs import vild as vild_configs
 from projects.vild.modeling import text_encoder
+from projects.vild.tasks import vild as vild_task
 from tools import export_saved_model, text_embeddings
 from tools.export_saved_model import add_experiment_arguments
 
@@ -310,6 +312,9 @@ def category_names(
   """id -> name for the drawings and where it came from ('' when there is no label map)."""
   if label_map:
     return evaluation_report.load_category_names(label_map), label_map
+  if isinstance(params.task.model, vild_configs.ViLDModel):
+    names_file = vild_task.category_names_file(vild_task.text_embeddings_file(params.task))
+    return dict(enumerate(vild_task.load_categories(params.task).names, start=1)), names_file
   for where in (input_path, params.task.validation_data.input_path):
     if where and not os.path.isdir(where):
       names = evaluation_report.category_names_beside(where)

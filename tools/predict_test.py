@@ -374,7 +374,7 @@ class PredictViLDTest(tf.test.TestCase):
     shutil.rmtree(cls.root)
     super().tearDownClass()
 
-  def predict(self, categories: str) -> tuple[str, list[dict]]:
+  def predict(self, *args: str) -> tuple[str, list[dict]]:
     output_dir = tempfile.mkdtemp(dir=self.root)
     code, stdout, stderr = run_cli(
       predict.main,
@@ -383,18 +383,18 @@ class PredictViLDTest(tf.test.TestCase):
       f'--checkpoint={self.run_dir}',
       f'--input={self.folder}',
       f'--output_dir={output_dir}',
-      f'--categories={categories}',
       '--templates=simple',
+      *args,
     )
     self.assertEqual(code, 0, stderr)
     return stdout, read_json(os.path.join(output_dir, 'predictions.json'))
 
   def test_detections_follow_the_named_categories(self):
-    stdout, seven_nine = self.predict('seven,nine')
+    stdout, seven_nine = self.predict('--categories=seven,nine')
     self.assertIn('class names: --categories (2 named)', stdout)
     self.assertNotEmpty(seven_nine)
     self.assertEqual({r['category_id'] for r in seven_nine}, {1, 2})
-    _, nine_seven = self.predict('nine,seven')
+    _, nine_seven = self.predict('--categories=nine,seven')
 
     def detections(results, swap):
       return sorted(
@@ -406,8 +406,14 @@ class PredictViLDTest(tf.test.TestCase):
     names_file = os.path.join(self.root, 'names.txt')
     with open(names_file, 'w') as f:
       f.write('apple\n')
-    _, apples = self.predict(names_file)
+    _, apples = self.predict(f'--categories={names_file}')
     self.assertEqual({r['category_id'] for r in apples}, {1})
+
+  def test_without_categories_the_training_names_are_drawn(self):
+    stdout, results = self.predict()
+    self.assertIn('class names: ', stdout)
+    self.assertIn('digits.names.json', stdout)
+    self.assertLessEqual({r['category_id'] for r in results}, set(range(1, 11)))
 
   def test_categories_need_a_vild_checkpoint(self):
     root = tempfile.mkdtemp(dir=self.get_temp_dir())
