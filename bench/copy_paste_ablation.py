@@ -348,16 +348,17 @@ def summarize(results: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def report(cells: list[dict], gains: list[dict], cpu: str) -> str:
   lines = [
-    'Copy-Paste ablation on the built-in digit scenes: COCO AP (%) on the whole validation '
-    'split, mean ± sample standard deviation over seeds [min-max]',
+    'Copy-Paste ablation on the built-in digit scenes: COCO AP (%) on the validation split '
+    '(all of it unless --params_override set trainer.validation_steps), mean ± sample standard '
+    'deviation over seeds [min-max]',
     f'CPU: {cpu}',
-    f'{"experiment":<26}{"data":>6}{"images":>8}{"steps":>7}  {"Copy-Paste":<11}{"seeds":>5}'
+    f'{"experiment":<26}{"data":>6}{"images":>8}{"steps":>7}  {"Copy-Paste":<12}{"seeds":>5}'
     f'  {"mask AP":<24}{"box AP":<24}',
   ]
   for cell in cells:
     lines.append(
       f'{cell["experiment"]:<26}{cell["data_fraction"]:>6.0%}{cell["num_train_images"]:>8}'
-      f'{cell["train_steps"]:>7}  {"with" if cell["copy_paste"] else "without":<11}'
+      f'{cell["train_steps"]:>7}  {"with" if cell["copy_paste"] else "without":<12}'
       f'{len(cell["seeds"]):>5}  {_mean_and_spread(cell["mask_ap"]):<24}'
       f'{_mean_and_spread(cell["box_ap"]):<24}'
     )
@@ -374,7 +375,7 @@ def report(cells: list[dict], gains: list[dict], cpu: str) -> str:
       f'{_signed_mean_and_spread(gain["mask_ap_gain"]):<16}'
       f'{_signed_mean_and_spread(gain["box_ap_gain"]):<16}'
     )
-  return '\n'.join(lines)
+  return '\n'.join(line.rstrip() for line in lines)
 
 
 def check_settings(work_dir: str, settings: dict) -> None:
