@@ -44,12 +44,6 @@ class InputError(ValueError):
   """An argument or input file is unusable; nothing has been written."""
 
 
-def names_path(output: str | os.PathLike) -> Path:
-  """Where the category names of embeddings written to `output` go: `emb.npy` → `emb.names.json`."""
-  output = Path(output)
-  return output.with_name(output.stem + '.names.json')
-
-
 def _names_from_json(path: Path) -> list[str]:
   with open(path) as f:
     content = json.load(f)
@@ -139,12 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
   embeddings = text_encoder.embed_categories(encoder, names, templates)
   Path(args.output).parent.mkdir(parents=True, exist_ok=True)
   np.save(args.output, embeddings)
-  with open(names_path(args.output), 'w') as f:
+  names_file = text_encoder.category_names_file(args.output)
+  with open(names_file, 'w') as f:
     json.dump(names, f, indent=2)
   print(
     f'wrote {embeddings.shape[0]} x {embeddings.shape[1]} embeddings ({len(templates)} prompt '
     f'templates, text encoder {args.text_encoder}) to {args.output}, names to '
-    f'{names_path(args.output)}'
+    f'{names_file}'
   )
   return 0
 

@@ -375,6 +375,14 @@ def fill_templates(category_name: str, templates: Sequence[str]) -> list[str]:
   return prompts
 
 
+def category_names_file(text_embeddings_file: str) -> str:
+  """The names of the rows of `emb.npy` are in `emb.names.json` beside it: where
+  tools/text_embeddings.py writes them and where the ViLD task and tools/predict.py read them.
+  A string, not a Path, so that `gs://` and other tf.io.gfile paths keep their `//`."""
+  stem, _ = os.path.splitext(text_embeddings_file)
+  return stem + '.names.json'
+
+
 def embed_categories(
   encoder: TextEncoder, category_names: Sequence[str], templates: Sequence[str]
 ) -> np.ndarray:

@@ -231,5 +231,13 @@ class PromptTest(tf.test.TestCase):
     self.assertAllClose(reordered[::-1], embeddings, atol=1e-6)
 
 
+class CategoryNamesFileTest(tf.test.TestCase):
+  def test_names_file_sits_beside_the_embeddings(self):
+    self.assertEqual(text_encoder.category_names_file('/d/emb.npy'), '/d/emb.names.json')
+    self.assertEqual(
+      text_encoder.category_names_file('gs://bucket/v1.lvis.npy'), 'gs://bucket/v1.lvis.names.json'
+    )
+
+
 if __name__ == '__main__':
   tf.test.main()

@@ -4,7 +4,6 @@ COCO AP plus AP of the base and novel categories (and LVIS AP_r / AP_c / AP_f)."
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -23,14 +22,9 @@ from projects.vild.data import lvis_categories
 from projects.vild.dataloaders import vild_input
 from projects.vild.losses import vild_losses
 from projects.vild.modeling import vild_model
+from projects.vild.modeling.text_encoder import category_names_file
 
 IMAGE_LOSS = 'image_distillation_loss'
-
-
-def category_names_file(text_embeddings_file: str) -> str:
-  """Where tools/text_embeddings.py puts the names of `emb.npy`'s rows: `emb.names.json`."""
-  stem, _ = os.path.splitext(text_embeddings_file)
-  return stem + '.names.json'
 
 
 @dataclasses.dataclass(frozen=True)
