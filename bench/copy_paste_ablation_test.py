@@ -8,6 +8,7 @@ import os
 from unittest import mock
 
 import tensorflow as tf
+from official.core import exp_factory
 from official.modeling import hyperparams
 
 from bench import copy_paste_ablation as ablation
@@ -33,19 +34,22 @@ class VariantConfigTest(tf.test.TestCase):
     for experiment in ablation.DEFAULT_EXPERIMENTS:
       _, without = ablation.variant_config(experiment, copy_paste=False)
       train_py_experiment, with_ = ablation.variant_config(experiment, copy_paste=True)
-      self.assertEqual(train_py_experiment, ablation.COPY_PASTE_EXPERIMENT)
+      self.assertEqual(train_py_experiment, experiment)
       self.assertTrue(with_.task.train_data.copy_paste.enabled)
       differences = [
-        d.split(':')[0]
-        for d in ablation._differences(without.as_dict(), with_.as_dict())
-        if not d.startswith('task.validation_data.copy_paste')
+        d.split(':')[0] for d in ablation._differences(without.as_dict(), with_.as_dict())
       ]
-      expected = (
-        ['task.train_data.copy_paste.enabled']
-        if hasattr(without.task.train_data, 'copy_paste')
-        else ['task.train_data.copy_paste']
-      )
-      self.assertEqual(differences, expected, msg=experiment)
+      self.assertEqual(differences, ['task.train_data.copy_paste.enabled'], msg=experiment)
+
+  def test_the_demo_baseline_is_the_spinenet_demo(self):
+    _, without = ablation.variant_config(ablation.COPY_PASTE_EXPERIMENT, copy_paste=False)
+    spinenet_demo = exp_factory.get_exp_config('maskrcnn_spinenet_demo').as_dict()
+    differences = list(ablation._differences(spinenet_demo, without.as_dict()))
+    self.assertEqual([d for d in differences if 'copy_paste' not in d], [])
+
+  def test_an_experiment_without_copy_paste_is_named(self):
+    with self.assertRaisesRegex(ValueError, 'maskrcnn_spinenet_demo has no task.train_data'):
+      ablation.variant_config('maskrcnn_spinenet_demo', copy_paste=True)
 
   def test_train_py_resolves_the_written_config_unchanged(self):
     for experiment in ablation.DEFAULT_EXPERIMENTS:

@@ -4,7 +4,7 @@ their training step consumes on the same CPU.
 Usage (from the repo root; `python -m bench.copy_paste_input` works the same):
   python bench/copy_paste_input.py [--batch_size=8] [--input_warmup_batches=5]
       [--input_batches=60] [--cached_batches=10] [--warmup_steps=3] [--timed_steps=20]
-      [--experiments=maskrcnn_copypaste_demo,maskrcnn_spinenet_demo]
+      [--experiments=maskrcnn_copypaste_demo]
 
 Each demo experiment, as registered when the benchmark runs, is measured with and without
 Copy-Paste (the variants of bench/copy_paste_ablation.py: only `task.train_data.copy_paste`

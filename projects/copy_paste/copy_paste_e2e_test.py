@@ -20,14 +20,12 @@ class CopyPasteEndToEndTest(tf.test.TestCase):
       cache_dir=os.path.join(self.get_temp_dir(), 'data'),
       num_train=8,
       num_validation=2,
-      image_size=64,
-      digit_size_range_px=(16, 32),
+      image_size=128,
       num_shards=1,
     )
     model_dir = os.path.join(self.get_temp_dir(), 'model')
     overrides = {
       'task': {
-        'model': {'input_size': [64, 64, 3]},
         'train_data': {
           'input_path': info.train_pattern,
           'global_batch_size': 2,

@@ -25,9 +25,8 @@ from official.modeling import hyperparams, optimization
 from official.vision.configs import backbones, common, decoders, retinanet
 from official.vision.configs import maskrcnn as mg_maskrcnn
 
-from projects.common.configs import runtime
-from projects.common.datasets import digit_scenes
 from projects.copy_paste.ops import copy_paste as cp
+from projects.spinenet.configs import spinenet  # noqa: F401  (registers the demo detector)
 
 RESTRICTIONS = ['task.train_data.is_training != None', 'task.validation_data.is_training != None']
 
@@ -80,78 +79,42 @@ class CopyPasteMaskRCNNTask(mg_maskrcnn.MaskRCNNTask):
 
 # The demo: 128 px digit scenes; digits of 20-64 px cover 200-1500 pixels, so the TF1 threshold
 # of 300 would drop most partly covered digits.
-DEMO_INPUT_SIZE = 128
 DEMO_MIN_VISIBLE_AREA = 30
-DEMO_TRAIN_BATCH_SIZE = 8
-DEMO_EVAL_BATCH_SIZE = 8
-DEMO_TRAIN_STEPS = 2000
+# Copy-Paste builds on the registered SpineNet demo detector (same model, data and schedule).
+DEMO_DETECTOR_EXPERIMENT = 'maskrcnn_spinenet_demo'
 
 
 @exp_factory.register_config_factory('maskrcnn_copypaste_demo')
 def maskrcnn_copypaste_demo() -> cfg.ExperimentConfig:
-  """Mask R-CNN with Copy-Paste (large-scale jitter) on the built-in digit scenes, on a CPU.
+  """`maskrcnn_spinenet_demo` (mobile SpineNet-49XS, 128 px digit scenes) with Copy-Paste.
 
-  A slim ResNet-18 FPN from scratch at 128 px. Turn Copy-Paste off, keeping everything else,
-  for the baseline: `task.train_data.copy_paste.enabled=false`.
+  Everything but the training input's `copy_paste` block is the registered SpineNet demo's, so
+  `task.train_data.copy_paste.enabled=false` is that demo on this task: the ablation's baseline.
+  The paste images take the demo's flip and scale jitter (no flips: a mirrored digit is another
+  glyph).
 
     python train.py --experiment=maskrcnn_copypaste_demo --mode=train_and_eval \
       --model_dir=/tmp/maskrcnn_copypaste_demo
   """
-  num_classes = len(digit_scenes.CATEGORY_NAMES) + 1  # Id 0 is background.
-  train = DataConfig(
-    is_training=True,
-    global_batch_size=DEMO_TRAIN_BATCH_SIZE,
-    dtype='float32',
-    builtin_dataset='digit_scenes',
-    copy_paste=CopyPaste(min_visible_area=DEMO_MIN_VISIBLE_AREA),
-    parser=mg_maskrcnn.Parser(aug_rand_hflip=True, aug_scale_min=0.1, aug_scale_max=2.0),
-  )
-  validation = DataConfig(
-    is_training=False,
-    global_batch_size=DEMO_EVAL_BATCH_SIZE,
-    dtype='float32',
-    drop_remainder=False,
-    builtin_dataset='digit_scenes',
-  )
-  model = mg_maskrcnn.MaskRCNN(
-    num_classes=num_classes,
-    input_size=[DEMO_INPUT_SIZE, DEMO_INPUT_SIZE, 3],
-    include_mask=True,
-    min_level=2,
-    max_level=5,
-    anchor=mg_maskrcnn.Anchor(anchor_size=4.0),
-    backbone=backbones.Backbone(type='resnet', resnet=backbones.ResNet(model_id=18)),
-    decoder=decoders.Decoder(type='fpn', fpn=decoders.FPN(num_filters=64)),
-  )
-  steps_per_epoch = 2000 // DEMO_TRAIN_BATCH_SIZE
-  return cfg.ExperimentConfig(
-    runtime=runtime.cpu_runtime(),
+  settings = exp_factory.get_exp_config(DEMO_DETECTOR_EXPERIMENT).as_dict()
+  # Only the selected backbone: the detector's backbone config offers types Model Garden's
+  # Mask R-CNN config does not.
+  backbone = settings['task']['model']['backbone']
+  settings['task']['model']['backbone'] = {
+    'type': backbone['type'],
+    backbone['type']: backbone[backbone['type']],
+  }
+  config = cfg.ExperimentConfig(
     task=CopyPasteMaskRCNNTask(
-      model=model,
-      losses=mg_maskrcnn.Losses(l2_weight_decay=4e-5),
-      train_data=train,
-      validation_data=validation,
-    ),
-    trainer=cfg.TrainerConfig(
-      train_steps=DEMO_TRAIN_STEPS,
-      validation_steps=300 // DEMO_EVAL_BATCH_SIZE,
-      validation_interval=steps_per_epoch,
-      steps_per_loop=steps_per_epoch,
-      summary_interval=steps_per_epoch,
-      checkpoint_interval=steps_per_epoch,
-      optimizer_config=optimization.OptimizationConfig(
-        {
-          'optimizer': {'type': 'sgd', 'sgd': {'momentum': 0.9}},
-          'learning_rate': {
-            'type': 'cosine',
-            'cosine': {'initial_learning_rate': 0.02, 'decay_steps': DEMO_TRAIN_STEPS},
-          },
-          'warmup': {'type': 'linear', 'linear': {'warmup_steps': 100}},
-        }
-      ),
+      train_data=DataConfig(
+        is_training=True, copy_paste=CopyPaste(min_visible_area=DEMO_MIN_VISIBLE_AREA)
+      )
     ),
     restrictions=RESTRICTIONS,
   )
+  # `settings` has no `copy_paste` key: the block above stays.
+  config.override(settings, is_strict=True)
+  return config
 
 
 # COCO's category ids run 1..90; Model Garden keeps id 0 for background.
