@@ -183,15 +183,7 @@ class TrainPyTest(tf.test.TestCase):
       os.path.join(self.get_temp_dir(), 'data'), num_train=2, num_validation=2
     )
     tiny = {
-      'task': {
-        'model': {
-          **tiny_vild_data.TINY_MODEL,
-          'vild': {'text_embeddings_file': data.text_embeddings_file},
-        },
-        'train_data': {'input_path': data.train_pattern, 'global_batch_size': 2},
-        'validation_data': {'input_path': data.validation_pattern, 'global_batch_size': 2},
-        'annotation_file': data.validation_annotation_file,
-      },
+      'task': tiny_vild_data.tiny_task_override(data),
     }
     override_file = os.path.join(self.get_temp_dir(), 'tiny.yaml')
     with open(override_file, 'w') as f:

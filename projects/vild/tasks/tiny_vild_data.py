@@ -89,3 +89,13 @@ def tiny_vild_digit_scenes(directory: str, num_train: int = 4, num_validation: i
     category_names=scenes.class_names,
     text_embeddings_file=embeddings_file,
   )
+
+
+def tiny_task_override(data) -> dict:
+  """The `task` override that trains `vild_demo` as TINY_MODEL on `data` (tiny_vild_digit_scenes)."""
+  return {
+    'model': {**TINY_MODEL, 'vild': {'text_embeddings_file': data.text_embeddings_file}},
+    'train_data': {'input_path': data.train_pattern, 'global_batch_size': 2},
+    'validation_data': {'input_path': data.validation_pattern, 'global_batch_size': 2},
+    'annotation_file': data.validation_annotation_file,
+  }

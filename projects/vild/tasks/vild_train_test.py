@@ -21,15 +21,7 @@ class ViLDTrainPyTest(tf.test.TestCase):
     data = tiny_vild_data.tiny_vild_digit_scenes(os.path.join(self.get_temp_dir(), 'data'))
     model_dir = os.path.join(self.get_temp_dir(), 'run')
     tiny = {
-      'task': {
-        'model': {
-          **tiny_vild_data.TINY_MODEL,
-          'vild': {'text_embeddings_file': data.text_embeddings_file},
-        },
-        'train_data': {'input_path': data.train_pattern, 'global_batch_size': 2},
-        'validation_data': {'input_path': data.validation_pattern, 'global_batch_size': 2},
-        'annotation_file': data.validation_annotation_file,
-      },
+      'task': tiny_vild_data.tiny_task_override(data),
       'trainer': {
         'train_steps': 2,
         'steps_per_loop': 1,
