@@ -114,9 +114,6 @@ def main(_) -> None:
 
   gin.parse_config_files_and_bindings(FLAGS.gin_file, FLAGS.gin_params)
   run_dir = FLAGS.model_dir
-  if 'train' in FLAGS.mode:
-    # Eval-only jobs don't write it: a continuous eval job would race the trainer for the file.
-    train_utils.serialize_config(params, run_dir)
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   if FLAGS.seed is not None:
@@ -128,6 +125,12 @@ def main(_) -> None:
     num_gpus=params.runtime.num_gpus,
     tpu_address=params.runtime.tpu,
   )
+  # Every worker of a multi-worker job runs this; only the chief writes into model_dir (the
+  # others' checkpoints and summaries go to temporary folders, see experiment_runner).
+  is_chief = strategy.extended.should_checkpoint
+  if 'train' in FLAGS.mode and is_chief:
+    # Eval-only jobs don't write it: a continuous eval job would race the trainer for the file.
+    train_utils.serialize_config(params, run_dir)
   try:
     with strategy.scope():
       task = task_factory.get_task(params.task, logging_dir=run_dir)
@@ -157,7 +160,8 @@ def main(_) -> None:
       raise
     print(f'error: {explanation}', file=sys.stderr)
     sys.exit(1)
-  train_utils.save_gin_config(FLAGS.mode, run_dir)
+  if is_chief:
+    train_utils.save_gin_config(FLAGS.mode, run_dir)
   # Model Garden returns evaluation logs only for post-eval runs; Orbit's summaries have them all.
   final = eval_logs or last_evaluation(
     os.path.join(run_dir, params.trainer.validation_summary_subdir)
