@@ -22,7 +22,6 @@ unusable annotation file or image folder.
 import argparse
 import os
 import sys
-from collections import Counter
 from collections.abc import Sequence
 
 if __package__ in (None, ''):
@@ -73,12 +72,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _print_summary(summary: sharded_conversion.ConversionSummary, output_dir: str) -> None:
   print(
     f'{summary.inputs} images: {summary.written} written, '
-    f'{summary.failed + summary.crashed + summary.write} not written, {summary.dropped} '
+    f'{summary.not_written} not written, {summary.dropped} '
     f'annotations dropped; {len(summary.shard_paths)} shards ({summary.shards_reused} reused '
     f'from an earlier run) in {summary.seconds} s'
   )
-  by_reason = Counter((kind, reason.split(':', 1)[0]) for _, kind, reason in summary.errors)
-  for (kind, reason), count in sorted(by_reason.items()):
+  for (kind, reason), count in sorted(summary.counts_by_reason().items()):
     print(f'  {kind}, {reason}: {count}')
   print(
     f'wrote {coco_conversion.LABEL_MAP_FILE}, {coco_conversion.CATEGORIES_FILE}, '
@@ -101,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except coco_conversion.InputError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except coco_conversion.ConversionFailed as e:
+  except sharded_conversion.ConversionFailed as e:
     _print_summary(e.summary, args.output_dir)
     print(f'error: {e}', file=sys.stderr)
     return 1

@@ -162,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   except precompute.InputError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  except precompute.PrecomputeFailed as e:
+  except sharded_conversion.ConversionFailed as e:
     _print_summary(e.summary, args.output_dir)
     print(f'error: {e}', file=sys.stderr)
     return 1

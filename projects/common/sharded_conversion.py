@@ -94,6 +94,17 @@ class ConversionSummary:
     return Counter((kind, reason.split(':', 1)[0]) for _, kind, reason in self.errors)
 
 
+class ConversionFailed(RuntimeError):
+  """Some inputs were not written (see errors.csv); `summary` has the counts and rows."""
+
+  def __init__(self, summary: ConversionSummary, output_dir: str):
+    super().__init__(
+      f'{summary.not_written} of {summary.inputs} images were not written; see '
+      f'{os.path.join(output_dir, ERRORS_FILE)}'
+    )
+    self.summary = summary
+
+
 def _key_digest(key: str) -> bytes:
   return hashlib.sha256(key.encode('utf-8')).digest()
 

@@ -499,18 +499,6 @@ def _write_json(path: str, value) -> None:
   os.replace(temp_path, path)
 
 
-class ConversionFailed(RuntimeError):
-  """Some images were not written (see errors.csv); `summary` has the counts and rows."""
-
-  def __init__(self, summary: sharded_conversion.ConversionSummary, output_dir: str):
-    not_written = summary.failed + summary.crashed + summary.write
-    super().__init__(
-      f'{not_written} of {summary.inputs} images were not written; see '
-      f'{os.path.join(output_dir, sharded_conversion.ERRORS_FILE)}'
-    )
-    self.summary = summary
-
-
 def default_num_shards(num_images: int) -> int:
   """Shards for `num_images` images; independent of the machine, so a rerun elsewhere resumes."""
   return min(num_images, max(_MIN_AUTO_SHARDS, math.ceil(num_images / _IMAGES_PER_AUTO_SHARD)))
@@ -532,7 +520,7 @@ def convert_coco(
   label_map.json, categories.json, errors.csv and summary.json. A rerun keeps the shards whose
   images (file size and mtime), annotations and settings are unchanged. `num_workers` processes
   (default: one per CPU; 0 converts in this process). Raises InputError (nothing converted) for an
-  unusable JSON or image folder, and ConversionFailed after the run if any image was not written,
+  unusable JSON or image folder, and sharded_conversion.ConversionFailed after the run if any image was not written,
   unless `allow_failures`. Dropped annotations alone do not fail the run: they are in errors.csv.
   Segmentations are read, and so checked, only with `include_masks`.
   """
@@ -560,7 +548,7 @@ def convert_coco(
     },
   )
   if not summary.ok and not allow_failures:
-    raise ConversionFailed(summary, output_dir)
+    raise sharded_conversion.ConversionFailed(summary, output_dir)
   return summary
 
 

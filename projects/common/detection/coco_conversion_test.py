@@ -320,7 +320,7 @@ def test_convert_coco_lists_each_bad_input_in_errors_csv(tmp_path):
   with open(os.path.join(image_dir, 'corrupt.jpg'), 'r+b') as f:
     f.truncate(200)
   out = str(tmp_path / 'out')
-  with pytest.raises(coco_conversion.ConversionFailed, match='3 of 6 images were not written'):
+  with pytest.raises(sharded_conversion.ConversionFailed, match='3 of 6 images were not written'):
     coco_conversion.convert_coco(image_dir, json_path, out, include_masks=True, num_workers=0)
   summary = coco_conversion.convert_coco(
     image_dir, json_path, out, include_masks=True, num_workers=0, allow_failures=True

@@ -49,17 +49,6 @@ class InputError(ValueError):
   """The inputs, proposals or encoder are unusable as a whole; nothing has been written."""
 
 
-class PrecomputeFailed(RuntimeError):
-  """Some records were not written (see errors.csv); `summary` has the counts and rows."""
-
-  def __init__(self, summary: sharded_conversion.ConversionSummary, output_dir: str):
-    super().__init__(
-      f'{summary.not_written} of {summary.inputs} images were not written; see '
-      f'{os.path.join(output_dir, sharded_conversion.ERRORS_FILE)}'
-    )
-    self.summary = summary
-
-
 @dataclasses.dataclass(frozen=True)
 class Settings:
   """What every record's RoIs are made with (part of each shard's identity)."""
@@ -314,7 +303,7 @@ def precompute_rois(
 
   `proposals` is JITTERED_GROUNDTRUTH or a proposals JSON (see `load_proposals`); `num_proposals`
   (M) rows are written per image, the first M usable boxes, zero-padded. Raises InputError when
-  nothing can be done, PrecomputeFailed after the run if a record was not written (unless
+  nothing can be done, sharded_conversion.ConversionFailed after the run if a record was not written (unless
   `allow_failures`).
   """
   input_paths = input_files(input_pattern)
@@ -358,7 +347,7 @@ def precompute_rois(
     },
   )
   if not summary.ok and not allow_failures:
-    raise PrecomputeFailed(summary, output_dir)
+    raise sharded_conversion.ConversionFailed(summary, output_dir)
   return summary
 
 
