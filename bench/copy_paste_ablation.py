@@ -188,11 +188,11 @@ def run_config(
   return experiment, config
 
 
-def _differences(expected, actual, prefix: str = ''):
+def config_differences(expected, actual, prefix: str = ''):
   """Dotted keys (with both values) where two config dicts differ."""
   if isinstance(expected, dict) and isinstance(actual, dict):
     for key in sorted(set(expected) | set(actual)):
-      yield from _differences(expected.get(key), actual.get(key), f'{prefix}{key}.')
+      yield from config_differences(expected.get(key), actual.get(key), f'{prefix}{key}.')
   elif expected != actual:
     yield f'{prefix[:-1]}: {expected!r} != {actual!r}'
 
@@ -204,7 +204,7 @@ def check_resolves_to(experiment: str, config_path: str, config) -> None:
   from projects.common import experiment_config
 
   resolved = experiment_config.build_experiment_config(experiment, [config_path]).as_dict()
-  differences = list(_differences(config.as_dict(), resolved))
+  differences = list(config_differences(config.as_dict(), resolved))
   if differences:
     raise SystemExit(
       f'train.py --experiment={experiment} --config_file={config_path} resolves to another '
@@ -270,7 +270,7 @@ def train_run(run: Run, experiment: str, config, run_dir: str, num_train_images:
   return result
 
 
-def _mean_and_spread(values: list[float]) -> str:
+def mean_and_spread(values: list[float]) -> str:
   """Percent: mean ± sample standard deviation [min-max] (one value: just it)."""
   percent = [100 * v for v in values]
   if len(percent) == 1:
@@ -281,7 +281,7 @@ def _mean_and_spread(values: list[float]) -> str:
   )
 
 
-def _signed_mean_and_spread(values: list[float]) -> str:
+def signed_mean_and_spread(values: list[float]) -> str:
   percent = [100 * v for v in values]
   if len(percent) == 1:
     return f'{percent[0]:+.1f}'
@@ -341,8 +341,8 @@ def report(cells: list[dict], gains: list[dict], cpu: str) -> str:
     lines.append(
       f'{cell["experiment"]:<26}{cell["data_fraction"]:>6.0%}{cell["num_train_images"]:>8}'
       f'{cell["train_steps"]:>7}  {"with" if cell["copy_paste"] else "without":<12}'
-      f'{len(cell["seeds"]):>5}  {_mean_and_spread(cell["mask_ap"]):<24}'
-      f'{_mean_and_spread(cell["box_ap"]):<24}'
+      f'{len(cell["seeds"]):>5}  {mean_and_spread(cell["mask_ap"]):<24}'
+      f'{mean_and_spread(cell["box_ap"]):<24}'
     )
   lines.append(
     'Gain from Copy-Paste, AP points (with minus without, paired by seed; mean ± sample '
@@ -354,8 +354,8 @@ def report(cells: list[dict], gains: list[dict], cpu: str) -> str:
   for gain in gains:
     lines.append(
       f'{gain["experiment"]:<26}{gain["data_fraction"]:>6.0%}{len(gain["seeds"]):>6}  '
-      f'{_signed_mean_and_spread(gain["mask_ap_gain"]):<16}'
-      f'{_signed_mean_and_spread(gain["box_ap_gain"]):<16}'
+      f'{signed_mean_and_spread(gain["mask_ap_gain"]):<16}'
+      f'{signed_mean_and_spread(gain["box_ap_gain"]):<16}'
     )
   return '\n'.join(line.rstrip() for line in lines)
 

@@ -37,14 +37,14 @@ class VariantConfigTest(tf.test.TestCase):
       self.assertEqual(train_py_experiment, experiment)
       self.assertTrue(with_.task.train_data.copy_paste.enabled)
       differences = [
-        d.split(':')[0] for d in ablation._differences(without.as_dict(), with_.as_dict())
+        d.split(':')[0] for d in ablation.config_differences(without.as_dict(), with_.as_dict())
       ]
       self.assertEqual(differences, ['task.train_data.copy_paste.enabled'], msg=experiment)
 
   def test_the_demo_baseline_is_the_spinenet_demo(self):
     _, without = ablation.variant_config(ablation.COPY_PASTE_EXPERIMENT, copy_paste=False)
     spinenet_demo = exp_factory.get_exp_config('maskrcnn_spinenet_demo').as_dict()
-    differences = list(ablation._differences(spinenet_demo, without.as_dict()))
+    differences = list(ablation.config_differences(spinenet_demo, without.as_dict()))
     self.assertEqual([d for d in differences if 'copy_paste' not in d], [])
 
   def test_an_experiment_without_copy_paste_is_named(self):

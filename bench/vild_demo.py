@@ -244,11 +244,11 @@ def _figure(values: list[float | None]) -> str:
   """Percent, mean ± spread [min-max] over the runs with a figure ('n/a' without any: a group
   with no groundtruth in the validation split)."""
   present = [v for v in values if v is not None]
-  return training_runs._mean_and_spread(present) if present else 'n/a'  # noqa: SLF001
+  return training_runs.mean_and_spread(present) if present else 'n/a'
 
 
 def _gain(values: list[float]) -> str:
-  return training_runs._signed_mean_and_spread(values) if values else 'n/a'  # noqa: SLF001
+  return training_runs.signed_mean_and_spread(values) if values else 'n/a'
 
 
 def report(variants: list[dict], gains: list[dict], cpu: str, novel_categories) -> str:

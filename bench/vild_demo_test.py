@@ -54,11 +54,11 @@ class VariantTest(tf.test.TestCase):
     }
     text, vild, ensemble = (configs[v] for v in vild_demo.VARIANTS)
     self.assertEqual(
-      [d.split(':')[0] for d in training_runs._differences(text, vild)],
+      [d.split(':')[0] for d in training_runs.config_differences(text, vild)],
       ['task.losses.image_distillation_weight'],
     )
     self.assertEqual(
-      [d.split(':')[0] for d in training_runs._differences(vild, ensemble)],
+      [d.split(':')[0] for d in training_runs.config_differences(vild, ensemble)],
       ['task.model.vild.ensemble'],
     )
     self.assertEqual(vild['task']['losses']['image_distillation_weight'], 0.5)
