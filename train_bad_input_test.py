@@ -12,13 +12,6 @@ from projects.common.testing import tiny_data
 from train_test import run_train_py, tiny_demo_override
 
 
-def tiny_digit_scenes(cache_dir: str) -> digit_scenes.DigitScenesInfo:
-  """4 training and 2 validation scenes of 64^2 (class ids 1..10, `categories.json` beside)."""
-  return digit_scenes.build_digit_scenes(
-    cache_dir=cache_dir, num_train=4, num_validation=2, image_size=64, digit_size_range_px=(16, 32)
-  )
-
-
 def tiny_detection_override(info: digit_scenes.DigitScenesInfo) -> str:
   """A detection demo on `info`'s scenes at its smallest input (128^2: P7 needs 2^7), batch 2."""
   return ','.join(
@@ -88,7 +81,7 @@ class BadInputTest(tf.test.TestCase):
     )
 
   def test_detector_with_fewer_classes_than_the_data_stops_before_training(self):
-    info = tiny_digit_scenes(os.path.join(self.get_temp_dir(), 'scenes'))
+    info = tiny_data.tiny_digit_scenes(os.path.join(self.get_temp_dir(), 'scenes'))
     label_map = os.path.join(os.path.dirname(info.train_pattern), 'categories.json')
     result = run_train_py(
       '--experiment=retinanet_spinenet_demo',

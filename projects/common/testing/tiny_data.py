@@ -1,6 +1,7 @@
-"""Tiny built-in datasets for tests: a few clips of moving digits in a temporary folder."""
+"""Tiny built-in datasets for tests, in a temporary folder: a few clips of moving digits, a few
+digit scenes."""
 
-from projects.common.datasets import moving_mnist
+from projects.common.datasets import digit_scenes, moving_mnist
 
 
 def tiny_moving_mnist(cache_dir: str, **overrides) -> moving_mnist.MovingMnistInfo:
@@ -14,3 +15,10 @@ def tiny_moving_mnist(cache_dir: str, **overrides) -> moving_mnist.MovingMnistIn
   }
   params.update(overrides)
   return moving_mnist.build_moving_mnist(cache_dir=cache_dir, **params)
+
+
+def tiny_digit_scenes(cache_dir: str) -> digit_scenes.DigitScenesInfo:
+  """4 training and 2 validation scenes of 64^2 (class ids 1..10, `categories.json` beside)."""
+  return digit_scenes.build_digit_scenes(
+    cache_dir=cache_dir, num_train=4, num_validation=2, image_size=64, digit_size_range_px=(16, 32)
+  )
