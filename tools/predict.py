@@ -313,7 +313,7 @@ def category_names(
   if label_map:
     return evaluation_report.load_category_names(label_map), label_map
   if isinstance(params.task.model, vild_configs.ViLDModel):
-    names_file = vild_task.category_names_file(vild_task.text_embeddings_file(params.task))
+    names_file = text_encoder.category_names_file(vild_task.text_embeddings_file(params.task))
     return dict(enumerate(vild_task.load_categories(params.task).names, start=1)), names_file
   for where in (input_path, params.task.validation_data.input_path):
     if where and not os.path.isdir(where):

@@ -29,7 +29,6 @@ from projects.vild.teacher import contrastive, image_encoder, precompute
 # Bump whenever the teacher or the precompute changes, so stale caches land in other folders.
 VERSION = 1
 TEXT_EMBEDDINGS_FILE = 'text_embeddings.npy'
-CATEGORY_NAMES_FILE = 'text_embeddings.names.json'
 IMAGE_ENCODER_FILE = 'image_encoder.keras'
 DATASET_NAME = 'vild_digit_scenes'
 # The teacher's CNN and training: 1000 steps of 128 crops reach 89% zero-shot accuracy on the
@@ -49,7 +48,7 @@ class VildDigitScenesInfo:
   train_annotation_file: str
   validation_annotation_file: str
   category_names: tuple[str, ...]
-  text_embeddings_file: str  # float32 [10, 384], names in CATEGORY_NAMES_FILE beside it.
+  text_embeddings_file: str  # float32 [10, 384], names beside it (category_names_file).
   image_encoder_file: str
   teacher_zero_shot_accuracy: float  # On the validation split's object crops, 10-way.
   num_proposals: int
@@ -62,8 +61,9 @@ def _train_teacher(directory: str, scenes: digit_scenes.DigitScenesInfo, params:
   names = list(scenes.class_names)
   encoder = text_encoder.load_text_encoder(text_encoder.MINILM)
   text_embeddings = text_encoder.embed_categories(encoder, names, text_encoder.VILD_TEMPLATES)
-  np.save(os.path.join(directory, TEXT_EMBEDDINGS_FILE), text_embeddings)
-  with open(os.path.join(directory, CATEGORY_NAMES_FILE), 'w') as f:
+  embeddings_file = os.path.join(directory, TEXT_EMBEDDINGS_FILE)
+  np.save(embeddings_file, text_embeddings)
+  with open(text_encoder.category_names_file(embeddings_file), 'w') as f:
     json.dump(names, f, indent=2)
   result = contrastive.train_image_teacher(
     contrastive.load_coco_crop_set(scenes.train_annotation_file, scenes.train_image_dir),

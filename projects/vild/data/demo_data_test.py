@@ -61,10 +61,10 @@ def test_text_embeddings_are_minilm_prompt_ensembles_in_category_order(built):
   embeddings = np.load(info.text_embeddings_file)
   assert embeddings.shape == (10, image_encoder.EMBEDDING_DIM)
   np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
-  names_file = os.path.join(
-    os.path.dirname(info.text_embeddings_file), demo_data.CATEGORY_NAMES_FILE
-  )
-  with open(names_file) as f:
+  # The name tools/text_embeddings.py gives the names file beside its embeddings.
+  with open(
+    os.path.join(os.path.dirname(info.text_embeddings_file), 'text_embeddings.names.json')
+  ) as f:
     assert json.load(f) == list(info.category_names)
   with open(info.validation_annotation_file) as f:
     categories = json.load(f)['categories']
