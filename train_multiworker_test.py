@@ -12,12 +12,11 @@ import numpy as np
 import tensorflow as tf
 from official.core import task_factory
 
-from projects import registry_imports  # noqa: F401  (registers cvrl_demo and the detection demos)
+from projects import registry_imports  # noqa: F401  (registers cvrl_demo)
 from projects.common import cluster as cluster_lib
 from projects.common import experiment_config
 from projects.common.testing import tiny_data
 from projects.cvrl.losses.contrastive_test import numpy_nt_xent
-from train_bad_input_test import tiny_detection_override
 from train_test import REPO
 
 NUM_WORKERS = 2
@@ -149,8 +148,3 @@ class MultiWorkerTest(tf.test.TestCase):
       ]
     )
     self._train_on_two_workers('cvrl_demo', override)
-
-  def test_retinanet_demo_trains_on_two_workers(self):
-    # Global batch 2: one image per worker.
-    info = tiny_data.tiny_digit_scenes(os.path.join(self.get_temp_dir(), 'scenes'))
-    self._train_on_two_workers('retinanet_spinenet_demo', tiny_detection_override(info))
