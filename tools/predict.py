@@ -152,6 +152,16 @@ def tfrecord_files(input_pattern: str) -> list[str]:
     if not matches:
       raise InputError(f'--input {pattern!r} is not a folder or a TFRecord pattern matching a file')
     files.extend(matches)
+  # A pattern that also matches the label map or a summary beside the shards (`DIR/*`) fails here,
+  # naming the file, rather than with a traceback after the model is built.
+  for path in files:
+    try:
+      for _ in tf.data.TFRecordDataset(path).take(1):
+        pass
+    except tf.errors.DataLossError:
+      raise InputError(
+        f'--input: {path} is not a TFRecord file; match only the shards (e.g. DIR/*.tfrecord)'
+      ) from None
   return files
 
 

@@ -334,6 +334,20 @@ class InputsTest(tf.test.TestCase):
       ),
       "--input '/nowhere/*.tfrecord' is not a folder",
     )
+    label_map = os.path.join(root, 'label_map.json')
+    with open(label_map, 'w') as f:
+      json.dump({'1': 'one'}, f)
+    assert_user_error(
+      self,
+      run_cli(
+        predict.main,
+        '--experiment=retinanet_resnetfpn_coco',
+        f'--params_override={TINY_RETINANET}',
+        f'--input={root}/*.json',
+        *common,
+      ),
+      f'--input: {label_map} is not a TFRecord file',
+    )
 
 
 class PredictViLDTest(tf.test.TestCase):
