@@ -323,30 +323,24 @@ class InputsTest(tf.test.TestCase):
       run_cli(predict.main, '--experiment=video_classification_demo', f'--input={root}', *common),
       'predict.py runs RetinaNet and Mask R-CNN',
     )
-    assert_user_error(
-      self,
-      run_cli(
+
+    def retinanet_on(input_pattern: str):
+      return run_cli(
         predict.main,
         '--experiment=retinanet_resnetfpn_coco',
         f'--params_override={TINY_RETINANET}',
-        '--input=/nowhere/*.tfrecord',
+        f'--input={input_pattern}',
         *common,
-      ),
-      "--input '/nowhere/*.tfrecord' is not a folder",
+      )
+
+    assert_user_error(
+      self, retinanet_on('/nowhere/*.tfrecord'), "--input '/nowhere/*.tfrecord' is not a folder"
     )
     label_map = os.path.join(root, 'label_map.json')
     with open(label_map, 'w') as f:
       json.dump({'1': 'one'}, f)
     assert_user_error(
-      self,
-      run_cli(
-        predict.main,
-        '--experiment=retinanet_resnetfpn_coco',
-        f'--params_override={TINY_RETINANET}',
-        f'--input={root}/*.json',
-        *common,
-      ),
-      f'--input: {label_map} is not a TFRecord file',
+      self, retinanet_on(f'{root}/*.json'), f'--input: {label_map} is not a TFRecord file'
     )
 
 
