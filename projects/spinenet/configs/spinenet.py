@@ -688,7 +688,8 @@ def maskrcnn_spinenet_demo() -> cfg.ExperimentConfig:
   RoIs and 8 mask targets per image, at most 10 detections: the scenes hold 1-6 digits. Seconds
   per training step at batch 32 (AMD EPYC, 2 cores, one fixed batch): 1.83 with Model Garden's
   per-image proposal NMS, 64 RoIs and 16 masks; 1.43 with batched proposal NMS; 0.94 with 32 RoIs
-  and 8 masks as well (the 112^2 mask-target crops cost most). Results: projects/spinenet/README.md.
+  and 8 masks as well (the 112^2 mask-target crops cost most). bench/detection_demo_step.py times
+  these settings. Results: projects/spinenet/README.md.
 
   python train.py --experiment=maskrcnn_spinenet_demo --mode=train_and_eval \
     --model_dir=/tmp/maskrcnn_spinenet_demo
