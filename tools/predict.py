@@ -155,6 +155,11 @@ def tfrecord_files(input_pattern: str) -> list[str]:
   # A pattern that also matches the label map or a summary beside the shards (`DIR/*`) fails here,
   # naming the file, rather than with a traceback after the model is built.
   for path in files:
+    if tf.io.gfile.isdir(path):
+      raise InputError(
+        f'--input: {path} is a folder; give the folder itself for its images, or a pattern of '
+        f'its TFRecord files (e.g. {os.path.join(path, "*")})'
+      )
     try:
       for _ in tf.data.TFRecordDataset(path).take(1):
         pass
@@ -362,6 +367,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     default=0.3,
     help='lowest score drawn on the PNGs (default 0.3; never below --score_threshold)',
   )
+  parser.add_argument(
+    '--draw_scale',
+    type=int,
+    default=1,
+    help='enlarge the PNGs this many times so labels fit small images (e.g. 4 for the 128 px '
+    'demo scenes); predictions.json keeps image coordinates',
+  )
   parser.add_argument('--max_images', type=int, help='stop after this many images')
   parser.add_argument('--label_map', help='categories.json or label_map.json naming the classes')
   parser.add_argument(
@@ -380,6 +392,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.categories and args.saved_model:
     parser.error('--categories needs --checkpoint: a SavedModel has its categories built in')
+  if args.draw_scale < 1:
+    parser.error(f'--draw_scale must be at least 1, got {args.draw_scale}')
   if args.max_images is not None and args.max_images < 1:
     parser.error(f'--max_images must be at least 1, got {args.max_images}')
   for name in ('score_threshold', 'draw_score_threshold'):
@@ -443,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = os.path.join(args.output_dir, DRAWN_DIR, image.drawn_name)
     tf.io.gfile.makedirs(os.path.dirname(path))
     shown = [d for d in detections if d['score'] >= draw_threshold]
-    drawing.write_png(path, drawing.draw_coco_annotations(pixels, shown, names))
+    drawing.write_png(path, drawing.draw_coco_annotations(pixels, shown, names, args.draw_scale))
 
   for failure in failures:
     print(f'  failed: {failure}', file=sys.stderr)

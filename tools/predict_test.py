@@ -1,5 +1,6 @@
 """Tests for tools/predict.py with a tiny RetinaNet of random weights on a few synthetic images."""
 
+import contextlib
 import copy
 import io
 import json
@@ -238,6 +239,27 @@ class PredictTest(tf.test.TestCase):
     self.assertEqual(tuple(drawn[48, 36]), drawing.category_color(2))
     self.assertNotEqual(tuple(drawn[40, 0]), drawing.category_color(1))
 
+  def test_draw_scale_enlarges_the_pngs_not_the_predictions(self):
+    _, results, _ = self.predict(
+      f'--saved_model={self.export_dir}', f'--input={self.folder}', '--draw_scale=2'
+    )
+    self.assertAllClose(results[0]['bbox'], [36, 24, 72, 48], atol=0.02)
+    drawn = self.read_drawn('nested', '11.png')
+    self.assertEqual(drawn.shape, (192, 288, 3))
+    self.assertEqual(tuple(drawn[96, 72]), drawing.category_color(2))
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr), self.assertRaises(SystemExit):
+      predict.main(
+        [
+          '--experiment=retinanet_resnetfpn_coco',
+          f'--saved_model={self.export_dir}',
+          f'--input={self.folder}',
+          f'--output_dir={self.get_temp_dir()}',
+          '--draw_scale=0',
+        ]
+      )
+    self.assertIn('--draw_scale must be at least 1, got 0', stderr.getvalue())
+
   def test_max_images(self):
     _, results, images = self.predict(
       f'--saved_model={self.export_dir}', f'--input={self.record_pattern}', '--max_images=1'
@@ -341,6 +363,13 @@ class InputsTest(tf.test.TestCase):
       json.dump({'1': 'one'}, f)
     assert_user_error(
       self, retinanet_on(f'{root}/*.json'), f'--input: {label_map} is not a TFRecord file'
+    )
+    os.mkdir(os.path.join(root, 'validation'))
+    assert_user_error(
+      self,
+      retinanet_on(f'{root}/valid*'),
+      f'--input: {root}/validation is a folder; give the folder itself for its images, or a '
+      f'pattern of its TFRecord files (e.g. {root}/validation/*)',
     )
 
 

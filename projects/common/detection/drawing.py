@@ -119,18 +119,25 @@ def draw_coco_annotations(
   image: np.ndarray,
   annotations: Sequence[Mapping],
   category_names: Mapping[int, str] | None = None,
+  scale: int = 1,
 ) -> np.ndarray:
   """Draws COCO annotations or results (`bbox`, `category_id`, optional `score`/`segmentation`).
 
   A `segmentation` may be RLE (as results files and crowd annotations hold it) or polygons.
+  `scale` > 1 first enlarges the image (and boxes and masks) that many times, pixels kept
+  square, so that labels fit on small images such as the 128 px digit scenes.
   """
+  if scale < 1:
+    raise ValueError(f'scale must be a whole number >= 1, got {scale}')
   canvas = as_rgb(image)
   height, width = canvas.shape[:2]
-  boxes = np.array([a['bbox'] for a in annotations], dtype=np.float64).reshape(-1, 4)
+  boxes = np.array([a['bbox'] for a in annotations], dtype=np.float64).reshape(-1, 4) * scale
   has_scores = bool(annotations) and all('score' in a for a in annotations)
   masks = None
   if annotations and all('segmentation' in a for a in annotations):
     masks = np.stack([_decode_segmentation(a['segmentation'], height, width) for a in annotations])
+    masks = _enlarge(masks, scale, axes=(1, 2))
+  canvas = _enlarge(canvas, scale, axes=(0, 1))
   return draw_detections(
     canvas,
     boxes,
@@ -139,6 +146,13 @@ def draw_coco_annotations(
     scores=[a['score'] for a in annotations] if has_scores else None,
     masks=masks,
   )
+
+
+def _enlarge(array: np.ndarray, scale: int, axes: tuple[int, int]) -> np.ndarray:
+  """`array` with each pixel repeated `scale` times along both image `axes`."""
+  for axis in axes:
+    array = np.repeat(array, scale, axis=axis)
+  return array
 
 
 def _decode_segmentation(segmentation, height: int, width: int) -> np.ndarray:

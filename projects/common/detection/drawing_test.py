@@ -78,6 +78,32 @@ class DrawingTest(tf.test.TestCase):
     self.assertEqual(tuple(drawn[65, 50]), drawing.category_color(2))
     self.assertAllEqual(drawing.draw_coco_annotations(grey_image(), []), grey_image())
 
+  def test_scale_enlarges_image_boxes_and_masks_together(self):
+    # A horizontal ramp, so that enlarging pixel for pixel is checkable.
+    image = np.tile(np.arange(160, dtype=np.uint8)[None, :, None], (120, 1, 3))
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[30:40, 40:60] = 1
+    rle = mask_api.encode(np.asfortranarray(mask))
+    result = {
+      'bbox': [40, 30, 20, 10],
+      'category_id': 5,
+      'score': 0.9,
+      'segmentation': {'size': rle['size'], 'counts': rle['counts'].decode('ascii')},
+    }
+    drawn = drawing.draw_coco_annotations(image, [result], {5: 'five'}, scale=3)
+    self.assertEqual(drawn.shape, (image.shape[0] * 3, image.shape[1] * 3, 3))
+    # The box's left edge at 3x its column, the mask's tint inside at 3x its pixels, and the
+    # image away from the detection enlarged pixel for pixel.
+    color = drawing.category_color(5)
+    self.assertEqual(tuple(drawn[3 * 35, 3 * 40]), color)
+    inside = drawn[3 * 36, 3 * 50]
+    self.assertNotEqual(tuple(inside), tuple(image[36, 50]))
+    self.assertAllEqual(
+      drawn[3 * 90 : 3 * 95, 0:30], np.repeat(np.repeat(image[90:95, 0:10], 3, 0), 3, 1)
+    )
+    with self.assertRaisesRegex(ValueError, 'scale must be a whole number >= 1, got 0'):
+      drawing.draw_coco_annotations(image, [result], scale=0)
+
   def test_grey_images_become_rgb(self):
     drawn = drawing.draw_detections(np.zeros([30, 40], np.uint8), [[1, 1, 5, 5]], [0])
     self.assertEqual(drawn.shape, (30, 40, 3))
