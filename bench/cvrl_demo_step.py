@@ -7,7 +7,8 @@ Why the demo uses 4-frame clips, CVRL's temporal kernels (1, 1, 3, 3), a 1x7x7 s
 of 64 videos: on a CPU the demo is compute-bound, so a cheaper step buys more pretraining within
 `make demo`'s ~10 minutes. The stem is the largest convolution at the stride-1 demo's 32^2 (3
 input channels; the weight gradient of a 3x7x7 kernel ran 3.7x its forward pass under oneDNN on
-an AMD EPYC), and a larger batch spreads each step's fixed cost over more videos.
+an AMD EPYC). Batch 64 is for the contrastive loss (twice the negatives per step); the bench shows
+what it costs per video.
 Each layout is timed on the built-in moving digits through the task's own train step, after
 warm-up; the figure printed beside each is its speed per video relative to the demo's layout.
 """

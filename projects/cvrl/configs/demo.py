@@ -27,8 +27,9 @@ def cvrl_demo_backbone() -> backbones_3d.Backbone3D:
   """The CPU demos' slim R3D-10 with CVRL's temporal kernels (`TEMPORAL_KERNEL_PER_STAGE`) and a
   1x7x7 stem.
 
-  On an AMD EPYC (bench/cvrl_demo_step.py) a pretraining step costs 0.435 s against 0.527 s with
-  the default 3x7x7 stem and 1.05 s for 8-frame clips with temporal kernel 3 in every stage. The
+  On an AMD EPYC (bench/cvrl_demo_step.py, batch 32) a pretraining step costs 0.46 s against
+  0.52 s with the default 3x7x7 stem and 1.49 s for 8-frame clips with temporal kernel 3 in every
+  stage. The
   stem is the costliest convolution of the stride-1 demo (3 input channels at 32^2; oneDNN's
   weight gradient for its 3x7x7 kernel took 3.7x its forward pass), and CVRL's own stages 2-3
   have no temporal kernel either. Seeded `make demo` runs: projects/cvrl/README.md.
@@ -47,9 +48,10 @@ def cvrl_demo() -> cfg.ExperimentConfig:
   """
   # The Kinetics recipe scaled down to 16 epochs of 64 videos (496 steps, ~6.5 min on a 2-core
   # EPYC); 0.8 per 256 videos (0.2 at batch 64) is the release's 0.08 raised tenfold so that so
-  # few steps learn. Batch 64 rather than 32: a step of 64 cost 0.74 s against 0.435 s for 32
-  # (15 % less per video) and gives the contrastive loss twice the negatives; 16 epochs of it
-  # beat 20 of batch 32 on kNN top-1 (65.8 % against 57.8 %) in 4 fewer minutes.
+  # few steps learn. Batch 64 rather than 32: about the same cost per video (15.2 against 14.4
+  # ms, bench/cvrl_demo_step.py) and twice the contrastive negatives per step. With the 1x7x7
+  # stem, 16 epochs of 64 against 20 of 32 (seeded `make demo`, AMD EPYC): kNN top-1 65.8 %
+  # against 57.8 %, linear probe 66.8 % against 69.2 %, in 9.3 min against 14.3.
   # Crops keep at least half of a frame so the digit stays mostly in view; a mirrored digit is
   # another digit. 32^2 frames get SimCLR's CIFAR-10 (32^2) settings: colour strength 0.5 and no
   # blur, which at this size erases the strokes that tell digits apart.
