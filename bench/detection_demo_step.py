@@ -57,7 +57,8 @@ VARIANTS = {
 }
 
 
-def seconds_per_step(experiment: str, override: dict, args: argparse.Namespace) -> float:
+def seconds_per_step(experiment: str, override: dict, args) -> tuple[float, int]:
+  """(seconds per training step, images per step) of `experiment` with `override`."""
   import tensorflow as tf
   from official.core import exp_factory, task_factory
 
@@ -77,8 +78,8 @@ def seconds_per_step(experiment: str, override: dict, args: argparse.Namespace) 
   start = time.perf_counter()
   for _ in range(args.timed_steps):
     logs = step(next(batches))
-  float(logs['total_loss'])  # Waits for the last step.
-  return (time.perf_counter() - start) / args.timed_steps
+  float(logs[task.loss])  # Waits for the last step.
+  return (time.perf_counter() - start) / args.timed_steps, config.task.train_data.global_batch_size
 
 
 def main() -> None:
@@ -98,11 +99,16 @@ def main() -> None:
   print(f'CPU: {runtime.cpu_summary()}; {args.timed_steps} steps after {args.warmup_steps}')
   for demo in demos:
     timings = [
-      (label, seconds_per_step(demo, override, args)) for label, override in VARIANTS[demo]
+      (label, *seconds_per_step(demo, override, args)) for label, override in VARIANTS[demo]
     ]
-    print(f'\n{demo}: s/step  speed vs registered')
-    for label, seconds in timings:
-      print(f'  {seconds:6.3f}  {timings[0][1] / seconds:4.2f}x  {label}')
+    registered_ms_per_image = 1000 * timings[0][1] / timings[0][2]
+    print(f'\n{demo}: s/step  batch  ms/image  speed per image vs registered')
+    for label, seconds, batch in timings:
+      ms_per_image = 1000 * seconds / batch
+      print(
+        f'  {seconds:6.3f}  {batch:5d}  {ms_per_image:8.1f}  '
+        f'{registered_ms_per_image / ms_per_image:4.2f}x  {label}'
+      )
 
 
 if __name__ == '__main__':
