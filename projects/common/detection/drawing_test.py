@@ -5,9 +5,8 @@ import os
 import numpy as np
 import tensorflow as tf
 from PIL import Image
-from pycocotools import mask as mask_api
 
-from projects.common.detection import drawing
+from projects.common.detection import drawing, tiny_coco
 
 GREY = 100
 
@@ -51,12 +50,11 @@ class DrawingTest(tf.test.TestCase):
   def test_coco_rle_polygon_and_array_masks_draw_the_same(self):
     mask = np.zeros([120, 160], dtype=np.uint8)
     mask[30:70, 40:90] = 1
-    rle = mask_api.encode(np.asfortranarray(mask))
     result = {
       'bbox': [40, 30, 50, 40],
       'category_id': 5,
       'score': 0.5,
-      'segmentation': {'size': rle['size'], 'counts': rle['counts'].decode('ascii')},
+      'segmentation': tiny_coco.compressed_rle(mask),
     }
     polygon = dict(result, segmentation=[[40, 30, 89.5, 30, 89.5, 69.5, 40, 69.5]])
     expected = drawing.draw_detections(
@@ -83,12 +81,11 @@ class DrawingTest(tf.test.TestCase):
     image = np.tile(np.arange(160, dtype=np.uint8)[None, :, None], (120, 1, 3))
     mask = np.zeros(image.shape[:2], np.uint8)
     mask[30:40, 40:60] = 1
-    rle = mask_api.encode(np.asfortranarray(mask))
     result = {
       'bbox': [40, 30, 20, 10],
       'category_id': 5,
       'score': 0.9,
-      'segmentation': {'size': rle['size'], 'counts': rle['counts'].decode('ascii')},
+      'segmentation': tiny_coco.compressed_rle(mask),
     }
     drawn = drawing.draw_coco_annotations(image, [result], {5: 'five'}, scale=3)
     self.assertEqual(drawn.shape, (image.shape[0] * 3, image.shape[1] * 3, 3))

@@ -29,10 +29,9 @@ def cvrl_demo_backbone() -> backbones_3d.Backbone3D:
 
   On an AMD EPYC (bench/cvrl_demo_step.py, batch 32) a pretraining step costs 0.46 s against
   0.52 s with the default 3x7x7 stem and 1.49 s for 8-frame clips with temporal kernel 3 in every
-  stage. The
-  stem is the costliest convolution of the stride-1 demo (3 input channels at 32^2; oneDNN's
-  weight gradient for its 3x7x7 kernel took 3.7x its forward pass), and CVRL's own stages 2-3
-  have no temporal kernel either. Seeded `make demo` runs: projects/cvrl/README.md.
+  stage. The stem is the costliest convolution of the stride-1 demo (3 input channels at 32^2;
+  oneDNN's weight gradient for its 3x7x7 kernel took 3.7x its forward pass), and CVRL's own
+  stages 2-3 have no temporal kernel either. Seeded `make demo` runs: projects/cvrl/README.md.
   """
   backbone = backbones_3d.demo_slim_r3d()
   backbone.slim_r3d.temporal_kernel_sizes = cvrl.TEMPORAL_KERNEL_PER_STAGE
