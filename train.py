@@ -34,6 +34,7 @@ from official.common import distribute_utils
 from official.common import flags as tfm_flags
 from official.core import task_factory, train_utils
 from official.modeling import performance
+from tensorflow.core.util import event_pb2
 
 from projects import registry_imports  # noqa: F401  (registers every experiment)
 from projects.common import (
@@ -174,7 +175,8 @@ def last_evaluation(summary_dir: str) -> dict[str, float]:
   """Scalars of the highest step in an Orbit evaluation summary folder ({} if there is none)."""
   by_step: dict[int, dict[str, float]] = {}
   for path in tf.io.gfile.glob(os.path.join(summary_dir, 'events.out.tfevents.*')):
-    for event in tf.compat.v1.train.summary_iterator(path):
+    for record in tf.data.TFRecordDataset(path):
+      event = event_pb2.Event.FromString(record.numpy())
       for value in event.summary.value:
         tensor = tf.make_ndarray(value.tensor) if value.HasField('tensor') else value.simple_value
         if getattr(tensor, 'ndim', 0) == 0:
