@@ -91,6 +91,18 @@ class TrainPyTest(tf.test.TestCase):
       self.assertIn('no checkpoint was saved', error_lines[0])
     self.assertNotIn('Traceback', result.stderr)
 
+  def test_last_evaluation_is_the_highest_steps_scalars(self):
+    import train
+
+    summary_dir = self.get_temp_dir()
+    self.assertEqual(train.last_evaluation(summary_dir), {})
+    with tf.summary.create_file_writer(summary_dir).as_default():
+      for step, box_ap in ((5, 0.3), (1, 0.1)):
+        tf.summary.scalar('AP', box_ap, step=step)
+        tf.summary.scalar('validation_loss', 2.0 / step, step=step)
+      tf.summary.histogram('scores', [0.1, 0.9], step=5)
+    self.assertAllClose(train.last_evaluation(summary_dir), {'AP': 0.3, 'validation_loss': 0.4})
+
   def test_list_experiments(self):
     result = run_train_py('--list_experiments')
     self.assertEqual(result.returncode, 0, result.stderr[-2000:])
