@@ -94,7 +94,7 @@ def _data_line(patterns: list[str], labels: tuple[str, ...] = ()) -> str:
 
 def _test_rule(filename: str, path: str, package: str, data_patterns: list[str]) -> str:
   end_to_end = _runs_train_py(path)
-  extra = ('//:train',) if end_to_end else ()
+  extra = (_label('train', package),) if end_to_end else ()
   text = f'\npy_pytest(\n    name = "{filename[:-3]}",\n    srcs = ["{filename}"],\n'
   if end_to_end:
     # Runs of train.py in subprocesses: minutes each; CI's Bazel pass leaves them to `make test`.
@@ -118,7 +118,8 @@ def _list(items: list[str], indent: str = '        ') -> str:
 def _deps(path: str, package: str, extra: tuple[str, ...] = ()) -> str:
   module = os.path.relpath(path, REPO)[:-3]
   labels = sorted(_label(m, package) for m in _imported_modules(path) - {module})
-  return _list(labels + list(extra))
+  # A test may also import what it runs (train_test imports train.py): one label, not two.
+  return _list(labels + [label for label in extra if label not in labels])
 
 
 def _build_file(package: str) -> str:
