@@ -174,12 +174,6 @@ def render_scene(
   return image, masks, np.asarray(pasted, np.int64)
 
 
-def encode_mask(mask: np.ndarray) -> dict:
-  """COCO compressed RLE of a bool [H, W] mask, JSON-ready."""
-  rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-  return {'size': [int(s) for s in rle['size']], 'counts': rle['counts'].decode('ascii')}
-
-
 def split_scenes(
   split: str,
   pool: np.ndarray,
@@ -242,7 +236,7 @@ def write_coco_split(
     for mask, digit_index, digit_class in zip(
       scene.masks, scene.digit_indices, scene.classes, strict=True
     ):
-      segmentation = encode_mask(mask)
+      segmentation = coco_conversion.compressed_rle(mask)
       rle = {**segmentation, 'counts': segmentation['counts'].encode('ascii')}
       annotations.append(
         {

@@ -424,6 +424,12 @@ def _rle_counts(segmentation: dict, annotation: dict, height: int, width: int) -
   return counts
 
 
+def compressed_rle(mask: np.ndarray) -> dict:
+  """COCO compressed RLE of a [H, W] mask (nonzero = object), JSON-ready."""
+  rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
+  return {'size': [int(s) for s in rle['size']], 'counts': rle['counts'].decode('ascii')}
+
+
 def compressed_rle_counts(counts: str) -> list[int]:
   """Run lengths of a COCO compressed RLE string (the format of pycocotools' `encode`).
 

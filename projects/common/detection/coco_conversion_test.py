@@ -45,7 +45,7 @@ def test_compressed_rle_counts_inverts_pycocotools_encode(seed):
   rng = np.random.default_rng(seed)
   mask = (rng.random((H, W)) < [0.02, 0.5, 0.98, 0.3][seed]).astype(np.uint8)
   mask[0, 0] = seed % 2  # Masks that start with a 1 begin with an empty run of 0s.
-  counts = coco_conversion.compressed_rle_counts(tiny_coco.compressed_rle(mask)['counts'])
+  counts = coco_conversion.compressed_rle_counts(coco_conversion.compressed_rle(mask)['counts'])
   assert counts == tiny_coco.uncompressed_rle(mask)['counts']
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from projects.common.detection import drawing, tiny_coco
+from projects.common.detection import coco_conversion, drawing
 
 GREY = 100
 
@@ -54,7 +54,7 @@ class DrawingTest(tf.test.TestCase):
       'bbox': [40, 30, 50, 40],
       'category_id': 5,
       'score': 0.5,
-      'segmentation': tiny_coco.compressed_rle(mask),
+      'segmentation': coco_conversion.compressed_rle(mask),
     }
     polygon = dict(result, segmentation=[[40, 30, 89.5, 30, 89.5, 69.5, 40, 69.5]])
     expected = drawing.draw_detections(
@@ -85,7 +85,7 @@ class DrawingTest(tf.test.TestCase):
       'bbox': [40, 30, 20, 10],
       'category_id': 5,
       'score': 0.9,
-      'segmentation': tiny_coco.compressed_rle(mask),
+      'segmentation': coco_conversion.compressed_rle(mask),
     }
     drawn = drawing.draw_coco_annotations(image, [result], {5: 'five'}, scale=3)
     self.assertEqual(drawn.shape, (image.shape[0] * 3, image.shape[1] * 3, 3))

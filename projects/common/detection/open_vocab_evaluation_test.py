@@ -6,7 +6,12 @@ import os
 import pytest
 from pycocotools import coco
 
-from projects.common.detection import evaluation_report, open_vocab_evaluation, tiny_coco
+from projects.common.detection import (
+  coco_conversion,
+  evaluation_report,
+  open_vocab_evaluation,
+  tiny_coco,
+)
 
 # (image id, category id, [x, y, w, h]) of every ground-truth object; images are tiny_coco's size.
 OBJECTS = [
@@ -26,7 +31,7 @@ LVIS_NEGATIVE_CATEGORY_IDS = {1: [3], 2: []}
 
 def box_rle(box) -> dict:
   x, y, w, h = box
-  return tiny_coco.compressed_rle(tiny_coco.block_mask(y, x, y + h, x + w))
+  return coco_conversion.compressed_rle(tiny_coco.block_mask(y, x, y + h, x + w))
 
 
 def ground_truth_dataset() -> dict:

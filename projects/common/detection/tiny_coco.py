@@ -8,7 +8,8 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from pycocotools import mask as coco_mask
+
+from projects.common.detection import coco_conversion
 
 IMAGE_HEIGHT = 30
 IMAGE_WIDTH = 40
@@ -44,11 +45,6 @@ def uncompressed_rle(mask: np.ndarray) -> dict:
   return {'size': list(mask.shape), 'counts': runs}
 
 
-def compressed_rle(mask: np.ndarray) -> dict:
-  rle = coco_mask.encode(np.asfortranarray(mask))
-  return {'size': rle['size'], 'counts': rle['counts'].decode('ascii')}
-
-
 def coco_dict() -> dict:
   """Three images: polygons + a crowd RLE, a compressed RLE + a polygon, and no annotations."""
   images = [
@@ -63,7 +59,9 @@ def coco_dict() -> dict:
       102, 11, 3, [20, 5, 15, 20], [[20, 5, 26, 5, 26, 12], [28, 14, 35, 14, 35, 25, 28, 25]]
     ),
     _annotation(103, 11, 1, [0, 20, 8, 10], uncompressed_rle(block_mask(20, 0, 30, 8)), crowd=1),
-    _annotation(104, 12, 3, [5, 5, 20, 10], compressed_rle(block_mask(5, 5, 15, 25))),
+    _annotation(
+      104, 12, 3, [5, 5, 20, 10], coco_conversion.compressed_rle(block_mask(5, 5, 15, 25))
+    ),
     _annotation(105, 12, 1, [30.5, 0.5, 9.5, 29.5], [[30.5, 0.5, 40, 0.5, 40, 30, 30.5, 30]]),
   ]
   return {'images': images, 'annotations': annotations, 'categories': CATEGORIES}
