@@ -57,7 +57,9 @@ VARIANTS = {
 }
 
 
-def seconds_per_step(experiment: str, override: dict, args) -> tuple[float, int]:
+def seconds_per_step(
+  experiment: str, override: dict, args: argparse.Namespace
+) -> tuple[float, int]:
   """(seconds per training step, images per step) of `experiment` with `override`."""
   import tensorflow as tf
   from official.core import exp_factory, task_factory
