@@ -16,6 +16,8 @@ task.model.num_classes not above the data's largest class id) stops before the f
 exit status 2 and an error naming the key and the file.
 """
 
+import atexit
+import gc
 import os
 import sys
 
@@ -185,5 +187,9 @@ def last_evaluation(summary_dir: str) -> dict[str, float]:
 
 
 if __name__ == '__main__':
+  # Registered first, so it runs last at exit, after every flush. Without it the interpreter's
+  # final garbage collection walks the traced graphs' objects: a detection demo run sat 5-40 s
+  # after its last output (AMD EPYC), 0.3 s with the objects frozen out of the collection.
+  atexit.register(gc.freeze)
   tfm_flags.define_flags()
   app.run(main)

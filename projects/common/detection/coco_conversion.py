@@ -38,6 +38,9 @@ CATEGORIES_FILE = 'categories.json'
 LVIS_NEG_CATEGORY_IDS_KEY = 'image/lvis/neg_category_ids'
 LVIS_NOT_EXHAUSTIVE_CATEGORY_IDS_KEY = 'image/lvis/not_exhaustive_category_ids'
 REQUIRED_KEYS = ('images', 'annotations', 'categories')
+# summary.json's count of the most annotations on one image (before any is dropped as bad), which
+# training compares with its parser's `max_num_instances`.
+MAX_ANNOTATIONS_PER_IMAGE_KEY = 'max_annotations_per_image'
 
 # Reasons: the text before the first colon of an errors.csv row, counted in summary.json.
 MISSING_FILE = 'missing file'
@@ -551,6 +554,7 @@ def convert_coco(
       'image_dir': os.path.abspath(image_dir),
       'categories': len(dataset.categories),
       'annotations': sum(len(t.annotations) for t in tasks),
+      MAX_ANNOTATIONS_PER_IMAGE_KEY: max((len(t.annotations) for t in tasks), default=0),
     },
   )
   if not summary.ok and not allow_failures:

@@ -309,7 +309,10 @@ def test_convert_coco_writes_every_image_and_the_category_files(tmp_path):
   assert records[b'11']['groundtruth_instance_masks'].shape == (3, H, W)
   assert _errors_csv(out) == []
   with open(out / sharded_conversion.SUMMARY_FILE) as f:
-    assert json.load(f)['annotations'] == 5
+    summary_json = json.load(f)
+  # Image 11 holds 3 of the 5.
+  assert summary_json['annotations'] == 5
+  assert summary_json[coco_conversion.MAX_ANNOTATIONS_PER_IMAGE_KEY] == 3
   with open(out / coco_conversion.LABEL_MAP_FILE) as f:
     assert json.load(f) == {'1': 'digit', '3': 'letter'}
 

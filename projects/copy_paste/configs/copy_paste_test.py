@@ -7,6 +7,7 @@ from official.core import exp_factory
 
 from projects.common import experiment_config
 from projects.copy_paste.configs import copy_paste
+from projects.spinenet.configs import spinenet
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 YAML_DIR = os.path.join(REPO, 'experiments', 'copy_paste')
@@ -64,6 +65,20 @@ class CopyPasteExperimentsTest(tf.test.TestCase):
   def test_validation_reads_no_pastes(self):
     config = exp_factory.get_exp_config('maskrcnn_copypaste_r50_coco')
     self.assertFalse(config.task.validation_data.copy_paste.enabled)
+
+  def test_demo_is_the_spinenet_demo_with_room_for_pasted_objects(self):
+    demo = exp_factory.get_exp_config('maskrcnn_copypaste_demo')
+    detector = exp_factory.get_exp_config(copy_paste.DEMO_DETECTOR_EXPERIMENT)
+    self.assertEqual(
+      demo.task.model.norm_activation.as_dict(), detector.task.model.norm_activation.as_dict()
+    )
+    self.assertEqual(
+      demo.task.train_data.parser.max_num_instances,
+      2 * detector.task.train_data.parser.max_num_instances,
+    )
+    self.assertEqual(
+      demo.trainer.train_steps, copy_paste.DEMO_EPOCHS * spinenet.DEMO_STEPS_PER_EPOCH
+    )
 
 
 if __name__ == '__main__':

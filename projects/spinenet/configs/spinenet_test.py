@@ -1,5 +1,6 @@
 """SpineNet experiments: every paper row has its YAML, and the settings that set its FLOPs."""
 
+import inspect
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from official.core import exp_factory
 
 from projects import registry_imports  # noqa: F401
 from projects.common import experiment_config
+from projects.common.datasets import digit_scenes
 from projects.spinenet.configs import spinenet
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -51,12 +53,17 @@ class SpineNetExperimentsTest(tf.test.TestCase):
       self.assertEqual((head.num_convs, head.num_filters), (7, 384))
 
   def test_demos_read_the_builtin_digit_scenes(self):
+    defaults = inspect.signature(digit_scenes.build_digit_scenes).parameters
+    most_digits_per_scene = defaults['digits_per_image'].default[1]
     for name in ('retinanet_spinenet_demo', 'maskrcnn_spinenet_demo'):
       task = exp_factory.get_exp_config(name).task
       self.assertEqual(task.train_data.builtin_dataset, 'digit_scenes')
       self.assertEqual(task.validation_data.builtin_dataset, 'digit_scenes')
       self.assertEqual(task.model.num_classes, 11)
       self.assertFalse(task.train_data.parser.aug_rand_hflip)
+      # Room for every digit of a scene, so the parser drops none.
+      for data in (task.train_data, task.validation_data):
+        self.assertEqual(data.parser.max_num_instances, most_digits_per_scene)
 
   def test_train_py_prints_the_demo_model_stats(self):
     result = subprocess.run(

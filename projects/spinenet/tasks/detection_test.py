@@ -1,4 +1,5 @@
-"""The class-id check of the SpineNet detection tasks: label map first, else the first batch."""
+"""The input checks of the SpineNet detection tasks: class ids and objects per image, each read from
+the converter's files beside the shards first, else from the first batch."""
 
 import json
 import os
@@ -7,7 +8,8 @@ import tensorflow as tf
 from official.core import exp_factory, task_factory
 
 from projects import registry_imports  # noqa: F401
-from projects.common import input_errors
+from projects.common import input_errors, sharded_conversion
+from projects.common.detection import coco_conversion
 from projects.spinenet.configs import detection as detection_configs
 from projects.spinenet.tasks import detection
 
@@ -88,6 +90,54 @@ class CheckNumClassesTest(tf.test.TestCase):
     task = task_factory.get_task(config)
     self.assertIsInstance(task, detection.RetinaNetTask)
     with self.assertRaisesRegex(input_errors.ConfigDataMismatchError, r'num_classes=4 .* id 5'):
+      task.build_inputs(config.train_data)
+
+
+class CheckMaxNumInstancesTest(tf.test.TestCase):
+  def test_summary_beside_the_shards_counts_every_image(self):
+    folder = self.get_temp_dir()
+    path = os.path.join(folder, 'train-00000-of-00001.tfrecord')
+    _write_records(path, [[1]])
+    summary = os.path.join(folder, sharded_conversion.SUMMARY_FILE)
+    with open(summary, 'w') as f:
+      json.dump({coco_conversion.MAX_ANNOTATIONS_PER_IMAGE_KEY: 240}, f)
+    data = _data(os.path.join(folder, 'train*'))
+    self.assertEqual(detection.largest_instance_count(data), (240, summary))
+    with self.assertRaisesRegex(
+      input_errors.ConfigDataMismatchError,
+      r'task.train_data.parser.max_num_instances=100 is too small: an image holds 240 annotated '
+      rf'objects in {summary}; .*set task.train_data.parser.max_num_instances=240',
+    ):
+      detection.check_max_num_instances(data)
+    data.parser.max_num_instances = 240
+    detection.check_max_num_instances(data)
+
+  def test_without_summary_the_first_batch_is_counted(self):
+    path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
+    # The third example (4 objects) lies beyond the first batch of 2.
+    _write_records(path, [[1], [2, 2, 3], [1, 1, 1, 1]])
+    data = _data(path, is_training=False)
+    self.assertEqual(
+      detection.largest_instance_count(data),
+      (3, f'{path} (read from the first 2 examples of the input)'),
+    )
+    data.parser.max_num_instances = 2
+    with self.assertRaisesRegex(
+      input_errors.ConfigDataMismatchError,
+      r'task.validation_data.parser.max_num_instances=2 is too small: an image holds 3 ',
+    ):
+      detection.check_max_num_instances(data)
+
+  def test_task_fails_before_parsing_any_example(self):
+    path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
+    _write_records(path, [[1, 2, 3]])
+    config = exp_factory.get_exp_config('maskrcnn_spinenet_demo').task
+    config.train_data.builtin_dataset = ''
+    config.train_data.input_path = path
+    config.train_data.parser.max_num_instances = 2
+    task = task_factory.get_task(config)
+    self.assertIsInstance(task, detection.MaskRCNNTask)
+    with self.assertRaisesRegex(input_errors.ConfigDataMismatchError, r'max_num_instances=2 '):
       task.build_inputs(config.train_data)
 
 

@@ -8,6 +8,7 @@ from official.core import exp_factory
 
 from projects import registry_imports  # noqa: F401
 from projects.common import experiment_config
+from projects.spinenet.configs import spinenet
 from projects.vild.configs import vild
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -76,7 +77,7 @@ class ViLDExperimentsTest(tf.test.TestCase):
       demo.task.model.backbone.as_dict(), spinenet_demo.task.model.backbone.as_dict()
     )
     self.assertEqual(demo.task.model.input_size, spinenet_demo.task.model.input_size)
-    self.assertEqual(demo.trainer.as_dict(), spinenet_demo.trainer.as_dict())
+    self.assertEqual(demo.trainer.train_steps, vild.DEMO_EPOCHS * spinenet.DEMO_STEPS_PER_EPOCH)
     self.assertEqual(demo.task.model.vild.novel_category_names, ['two', 'five', 'eight'])
     self.assertEqual(demo.task.train_data.builtin_dataset, 'vild_digit_scenes')
     self.assertEqual(demo.task.validation_data.builtin_dataset, 'vild_digit_scenes')
