@@ -28,10 +28,11 @@ SWITCHES = {
 
 SLIM_R3D = {'model': {'backbone': {'slim_r3d': {'width_multiplier': tiny_configs.TINY_WIDTH}}}}
 # Experiment name, learning rate (constant, no warm-up: a few steps must already lower the loss),
-# task overrides beyond the data.
+# task overrides beyond the data. CVRL's NT-Xent on one batch of 2 clips falls to ~0.01 within 3
+# steps; at 0.05 SGD momentum then overshoots it (a CI run: 3.2, 5.7, 0.9, 5.5).
 VIDEO_FAMILIES = {
   'video_classification': ('video_classification_demo', 0.05, SLIM_R3D),
-  'cvrl': ('cvrl_demo', 0.05, SLIM_R3D),
+  'cvrl': ('cvrl_demo', 0.01, SLIM_R3D),
   'cvrl_linear_eval': ('cvrl_linear_eval_demo', 1.0, SLIM_R3D),
   'resnet3d_rs': (
     'resnet3d_rs_demo',
