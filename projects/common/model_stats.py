@@ -188,12 +188,15 @@ def _detection_stats(model: tf_keras.Model, input_size: tuple[int, ...]) -> Mode
   )
 
 
-def experiment_stats(task_config: cfg.TaskConfig) -> ModelStats:
-  """Builds only the model of a (registered) task config and measures it.
+def experiment_stats(
+  task_config: cfg.TaskConfig, model: tf_keras.Model | None = None
+) -> ModelStats:
+  """Measures the model of a (registered) task config, building only the model unless given.
 
   Video tasks are measured on one evaluation view (`validation_data.feature_shape`) and report
   `num_test_clips x num_test_crops` views per video; image and detection tasks use
-  `model.input_size`.
+  `model.input_size`. `model`: the task's model if already built (building a detector takes
+  seconds).
   """
   validation = getattr(task_config, 'validation_data', None)
   is_video = validation is not None and hasattr(validation, 'num_test_clips')
@@ -203,7 +206,8 @@ def experiment_stats(task_config: cfg.TaskConfig) -> ModelStats:
       f'cannot tell the input shape of task {type(task_config).__name__}: expected '
       'validation_data.feature_shape (video) or model.input_size (image, detection)'
     )
-  model = task_factory.get_task(task_config).build_model()
+  if model is None:
+    model = task_factory.get_task(task_config).build_model()
   if is_video:
     clips, crops = validation.num_test_clips, validation.num_test_crops
     return keras_model_stats(

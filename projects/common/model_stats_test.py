@@ -85,21 +85,20 @@ class ModelStatsTest(tf.test.TestCase):
 
   def test_retinanet_counts_backbone_and_head(self):
     task_config = exp_factory.get_exp_config('retinanet_spinenet_demo').task
-    stats = model_stats.experiment_stats(task_config)
     model = task_factory.get_task(task_config).build_model()
+    stats = model_stats.experiment_stats(task_config, model)
     spec = tf.TensorSpec([1, *task_config.model.input_size])
+    backbone = model_stats.count_flops(model.backbone, spec)
     dense = model_stats.count_flops(lambda x: model.head(model.backbone(x)), spec)
     self.assertEqual(stats.flops_per_view, sum(dense.values()))
-    backbone = model_stats.count_flops(model.backbone, spec)
     self.assertGreater(stats.flops_per_view, sum(backbone.values()))
     self.assertIn('backbone + decoder + head', stats.summary())
-    model(tf.zeros([1, *task_config.model.input_size]), training=True)
     self.assertEqual(stats.parameters, sum(int(np.prod(w.shape)) for w in model.weights))
 
   def test_two_stage_detector_counts_its_inference_call(self):
     task_config = exp_factory.get_exp_config('maskrcnn_spinenet_demo').task
-    stats = model_stats.experiment_stats(task_config)
     model = task_factory.get_task(task_config).build_model()
+    stats = model_stats.experiment_stats(task_config, model)
     spec = tf.TensorSpec([1, *task_config.model.input_size])
     dense = model_stats.count_flops(lambda x: model.rpn_head(model.backbone(x)), spec)
     # The box and mask heads on the proposals and detections add to backbone and RPN.
