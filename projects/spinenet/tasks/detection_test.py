@@ -30,6 +30,10 @@ def _data(input_path: str, batch_size: int = 2, is_training: bool = True):
   )
 
 
+def _sample(input_path: str, **data_settings) -> detection.InputSample:
+  return detection.InputSample(_data(input_path, **data_settings))
+
+
 class LargestClassIdTest(tf.test.TestCase):
   def test_label_map_beside_the_shards_wins(self):
     folder = self.get_temp_dir()
@@ -38,7 +42,7 @@ class LargestClassIdTest(tf.test.TestCase):
     with open(label_map, 'w') as f:
       json.dump([{'id': 1, 'name': 'a'}, {'id': 90, 'name': 'z'}], f)
     self.assertEqual(
-      detection.largest_class_id(_data(os.path.join(folder, 'train*'))), (90, label_map)
+      detection.largest_class_id(_sample(os.path.join(folder, 'train*'))), (90, label_map)
     )
 
   def test_without_label_map_the_first_batch_is_read(self):
@@ -46,7 +50,7 @@ class LargestClassIdTest(tf.test.TestCase):
     path = os.path.join(folder, 'shard.tfrecord')
     # The third example lies beyond the first batch of 2.
     _write_records(path, [[1, 4], [2], [9]])
-    largest, where = detection.largest_class_id(_data(path))
+    largest, where = detection.largest_class_id(_sample(path))
     self.assertEqual(largest, 4)
     self.assertEqual(where, f'{path} (read from the first 2 examples of the input)')
 
@@ -55,16 +59,16 @@ class LargestClassIdTest(tf.test.TestCase):
     first, second = (os.path.join(folder, f'shard-{i}.tfrecord') for i in (0, 1))
     _write_records(first, [[2]])
     _write_records(second, [[7], [30]])
-    largest, where = detection.largest_class_id(_data(os.path.join(folder, 'shard-*')))
+    largest, where = detection.largest_class_id(_sample(os.path.join(folder, 'shard-*')))
     self.assertEqual(largest, 7)
     self.assertTrue(where.startswith(f'{second} '), where)
 
   def test_unknown_without_files_or_labels(self):
-    self.assertIsNone(detection.largest_class_id(_data('')))
-    self.assertIsNone(detection.largest_class_id(_data(os.path.join(self.get_temp_dir(), 'no*'))))
+    self.assertIsNone(detection.largest_class_id(_sample('')))
+    self.assertIsNone(detection.largest_class_id(_sample(os.path.join(self.get_temp_dir(), 'no*'))))
     path = os.path.join(self.get_temp_dir(), 'empty.tfrecord')
     _write_records(path, [[]])
-    self.assertIsNone(detection.largest_class_id(_data(path)))
+    self.assertIsNone(detection.largest_class_id(_sample(path)))
 
 
 class CheckNumClassesTest(tf.test.TestCase):
@@ -76,8 +80,8 @@ class CheckNumClassesTest(tf.test.TestCase):
       r'task.model.num_classes=10 is too small for task.validation_data: largest class id 10 '
       rf'in {path} .*num_classes=11',
     ):
-      detection.check_num_classes(10, _data(path, is_training=False))
-    detection.check_num_classes(11, _data(path))
+      detection.check_num_classes(10, _sample(path, is_training=False))
+    detection.check_num_classes(11, _sample(path))
 
   def test_task_fails_before_parsing_any_example(self):
     # The records hold no image: the check must fail before Model Garden's decoder reads one.
@@ -102,15 +106,15 @@ class CheckMaxNumInstancesTest(tf.test.TestCase):
     with open(summary, 'w') as f:
       json.dump({coco_conversion.MAX_ANNOTATIONS_PER_IMAGE_KEY: 240}, f)
     data = _data(os.path.join(folder, 'train*'))
-    self.assertEqual(detection.largest_instance_count(data), (240, summary))
+    self.assertEqual(detection.largest_instance_count(detection.InputSample(data)), (240, summary))
     with self.assertRaisesRegex(
       input_errors.ConfigDataMismatchError,
       r'task.train_data.parser.max_num_instances=100 is too small: an image holds 240 annotated '
       rf'objects in {summary}; .*set task.train_data.parser.max_num_instances=240',
     ):
-      detection.check_max_num_instances(data)
+      detection.check_max_num_instances(detection.InputSample(data))
     data.parser.max_num_instances = 240
-    detection.check_max_num_instances(data)
+    detection.check_max_num_instances(detection.InputSample(data))
 
   def test_without_summary_the_first_batch_is_counted(self):
     path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')
@@ -118,7 +122,7 @@ class CheckMaxNumInstancesTest(tf.test.TestCase):
     _write_records(path, [[1], [2, 2, 3], [1, 1, 1, 1]])
     data = _data(path, is_training=False)
     self.assertEqual(
-      detection.largest_instance_count(data),
+      detection.largest_instance_count(detection.InputSample(data)),
       (3, f'{path} (read from the first 2 examples of the input)'),
     )
     data.parser.max_num_instances = 2
@@ -126,7 +130,7 @@ class CheckMaxNumInstancesTest(tf.test.TestCase):
       input_errors.ConfigDataMismatchError,
       r'task.validation_data.parser.max_num_instances=2 is too small: an image holds 3 ',
     ):
-      detection.check_max_num_instances(data)
+      detection.check_max_num_instances(detection.InputSample(data))
 
   def test_task_fails_before_parsing_any_example(self):
     path = os.path.join(self.get_temp_dir(), 'shard.tfrecord')

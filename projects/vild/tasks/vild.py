@@ -193,7 +193,7 @@ class ViLDTask(detection.MaskRCNNTask):
     return model
 
   def build_inputs(self, params, input_context=None, dataset_fn=None):
-    detection.check_num_classes(self.task_config.model.num_classes, params)
+    detection.check_inputs(self.task_config.model.num_classes, params)
     if params.decoder.type != 'simple_decoder':
       raise ValueError(
         f'ViLD reads Model Garden tf.Examples with the simple decoder; got decoder.type='

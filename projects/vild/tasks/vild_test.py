@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras
 from official.core import task_factory
 
+from projects.common import input_errors
 from projects.common.datasets import builtin
 from projects.common.detection import evaluation_report
 from projects.vild.configs import vild as vild_configs
@@ -260,6 +261,15 @@ class CategoryListTest(tf.test.TestCase):
     config.model.num_classes = 5
     with self.assertRaisesRegex(ValueError, r'num_classes=5 .* expected num_classes=11'):
       task_factory.get_task(config).build_model()
+
+  def test_input_with_more_objects_than_the_parser_keeps_fails_before_parsing(self):
+    config = _tiny_task_config(self.data)
+    config.train_data.parser.max_num_instances = 1
+    with self.assertRaisesRegex(
+      input_errors.ConfigDataMismatchError,
+      r'task.train_data.parser.max_num_instances=1 is too small',
+    ):
+      task_factory.get_task(config).build_inputs(config.train_data)
 
   def test_lvis_split_needs_the_lvis_category_list(self):
     config = _tiny_task_config(self.data)
